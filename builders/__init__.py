@@ -1,0 +1,1 @@
+"""Dataset builders (DISFA-FER, WFLW-FER). See docs/datasets.md."""

@@ -1,0 +1,117 @@
+"""The rule-file schema: one pydantic model per file kind.
+
+These models check structure and types (and give the JSON Schema for editors:
+``fuzzyemo rules schema``); meaning (names, codes, shapes) is checked in ``_rulebase``,
+which knows the SPEC's vocabulary and reports every problem with its file position.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Level = Literal["low", "medium", "high"]
+MFKind = Literal["trimf", "trapmf", "gaussmf"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class MFSpec(_Strict):
+    """A membership function in scikit-fuzzy's parameter order."""
+
+    mf: MFKind = Field(description="trimf [a,b,c] | trapmf [a,b,c,d] | gaussmf [mean,sigma]")
+    params: list[float] = Field(description="parameters, written at lambda_reference")
+
+
+class TermSpec(MFSpec):
+    """A linguistic term of a component: its SPEC code and its membership function."""
+
+    code: int = Field(description="the SPEC code of this term (-1, 0 or 1)")
+
+
+class ComponentSpec(_Strict):
+    description: str = ""
+    terms: dict[str, TermSpec]
+
+
+class FcisFile(_Strict):
+    """rules/fcis.yaml: the 12 facial components (FCIS, the paper's Table I and Fig. 2)."""
+
+    format: Literal["fuzzyemo-fcis/1"]
+    lambda_: float = Field(0.4, alias="lambda", gt=0, le=5,
+                           description="lambda1, the FCIS membership range knob")
+    lambda_reference: float = Field(0.4, gt=0, le=5,
+                                    description="the lambda the params are written at")
+    components: dict[str, ComponentSpec]
+
+
+class RuleSpec(_Strict):
+    """One FKIS rule. Give its antecedent in exactly one of ``when``, ``coding`` or ``if``."""
+
+    id: str = Field(min_length=1)
+    when: dict[str, int | str] | None = Field(
+        None, description="component: term name or code, e.g. {brow_crest: frowning}")
+    coding: str | None = Field(
+        None, description="the paper's 12-symbol coding, '*' = don't care, e.g. '0010010(-1)****(-1)'")
+    if_: str | None = Field(
+        None, alias="if", description="a sentence: 'brow_crest is frowning and mouth is pressed'")
+    then: Level
+    weight: float = Field(1.0, gt=0, le=1)
+    source: str = Field(min_length=1, description="Table II row or the FACS prototype encoded")
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _one_antecedent(self) -> RuleSpec:
+        given = [k for k in ("when", "coding", "if_") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give the antecedent in exactly one of 'when', 'coding' or 'if'")
+        return self
+
+
+class IntensitySpec(_Strict):
+    low: MFSpec
+    medium: MFSpec
+    high: MFSpec
+
+
+class FkisFile(_Strict):
+    """rules/fkis/<emotion>.yaml: one emotion's intensity functions (Fig. 3) and rules."""
+
+    format: Literal["fuzzyemo-fkis/1"]
+    emotion: str
+    lambda_: float = Field(0.4, alias="lambda", gt=0, le=5,
+                           description="lambda2, the FKIS membership range knob")
+    lambda_reference: float = Field(0.4, gt=0, le=5)
+    intensity: IntensitySpec
+    rules: list[RuleSpec] = Field(default_factory=list)
+
+
+class EngineFile(_Strict):
+    """rules/engine.yaml: inference options (SPEC section 3), overridable from the CLI."""
+
+    format: Literal["fuzzyemo-engine/1"]
+    tnorm: Literal["min", "product"] = "min"
+    implication: Literal["min", "product"] = "min"
+    aggregation: Literal["max"] = "max"
+    defuzzifier: Literal["centroid"] = "centroid"
+    resolution: Literal["exact"] | int = Field(
+        "exact", description="'exact' centroid, or the number of grid points (>= 101)")
+    min_activation: float = Field(0.1, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _resolution(self) -> EngineFile:
+        if isinstance(self.resolution, int) and self.resolution < 101:
+            raise ValueError("resolution must be 'exact' or an integer >= 101")
+        return self
+
+
+def json_schemas() -> dict[str, dict]:
+    """JSON Schemas for the three file kinds, for editors (yaml-language-server)."""
+    return {
+        "fcis": FcisFile.model_json_schema(by_alias=True),
+        "fkis": FkisFile.model_json_schema(by_alias=True),
+        "engine": EngineFile.model_json_schema(by_alias=True),
+    }

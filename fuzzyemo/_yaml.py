@@ -1,0 +1,79 @@
+"""YAML loading that remembers where every value came from.
+
+PyYAML's composer gives nodes with start marks; we construct plain Python values ourselves
+and keep a map from each value's path (tuple of keys and indices) to its (line, column),
+both 1-based, so validation errors can say ``file:line:col``. Duplicate mapping keys, which
+YAML silently overwrites, are reported instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._errors import Problem, RuleBaseError
+
+Positions = dict[tuple, tuple[int, int]]
+
+
+def load_yaml(path: Path, display: str | None = None) -> tuple[Any, Positions]:
+    """Parse ``path``; return (data, positions). Raises RuleBaseError with a position."""
+    shown = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleBaseError([Problem(shown, 1, 1, f"cannot read file: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise RuleBaseError([Problem(shown, 1, 1, "file is not UTF-8 text")]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = f"invalid YAML: {exc.problem or exc.context}"
+        raise RuleBaseError([Problem(shown, line, col, message)]) from None
+    positions: Positions = {}
+    problems: list[Problem] = []
+    constructor = yaml.SafeLoader("")
+
+    def build(n: yaml.Node, at: tuple) -> Any:
+        positions[at] = (n.start_mark.line + 1, n.start_mark.column + 1)
+        if isinstance(n, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in n.value:
+                key = constructor.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int, float, bool)):
+                    problems.append(Problem(shown, key_node.start_mark.line + 1,
+                                            key_node.start_mark.column + 1,
+                                            "mapping keys must be plain names"))
+                    continue
+                if key in out:
+                    problems.append(Problem(shown, key_node.start_mark.line + 1,
+                                            key_node.start_mark.column + 1,
+                                            f"duplicate key {key!r}",
+                                            "YAML keeps only the last one; remove or rename one"))
+                out[key] = build(value_node, (*at, key))
+                # Point a key's problems at its key rather than at its value's first child.
+                positions[(*at, key)] = (key_node.start_mark.line + 1,
+                                         key_node.start_mark.column + 1)
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [build(item, (*at, i)) for i, item in enumerate(n.value)]
+        return constructor.construct_object(n, deep=True)
+
+    data = build(node, ()) if node is not None else None
+    if problems:
+        raise RuleBaseError(problems)
+    return data, positions
+
+
+def position(positions: Positions, loc: tuple) -> tuple[int, int]:
+    """Best known position for ``loc``: the value itself, else its nearest ancestor."""
+    loc = tuple(loc)
+    while loc:
+        if loc in positions:
+            return positions[loc]
+        loc = loc[:-1]
+    return positions.get((), (1, 1))
