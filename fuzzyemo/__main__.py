@@ -1,0 +1,3 @@
+from fuzzyemo.cli import main
+
+main()

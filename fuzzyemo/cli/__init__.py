@@ -1,0 +1,39 @@
+"""The ``fuzzyemo`` command line (typer). One small module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from . import _infer, _rules
+
+app = typer.Typer(
+    name="fuzzyemo",
+    help="Fine-grained emotion labels from faces with declarative fuzzy rules (ST-F2M FCIS/FKIS).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(_rules.app, name="rules")
+app.command()(_infer.infer)
+app.command()(_infer.explain)
+app.command()(_infer.demo)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        typer.echo(f"fuzzyemo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Fine-grained emotion labels from faces with declarative fuzzy rules (ST-F2M FCIS/FKIS)."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,157 @@
+"""`fuzzyemo infer`, `fuzzyemo explain` and `fuzzyemo demo`."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .._errors import InputError
+from .._table import (
+    RESULT_COLUMNS,
+    component_matrix,
+    read_table,
+    results_frame,
+    rulebase_metadata,
+    write_table,
+)
+from .._vocab import CLASS_NAMES, COMPONENTS
+from ._common import (
+    ImplicationOpt,
+    LambdaFcisOpt,
+    LambdaFkisOpt,
+    MinActivationOpt,
+    ResolutionOpt,
+    RulesOpt,
+    TnormOpt,
+    command_line,
+    err,
+    load_rules,
+    out,
+    user_errors,
+)
+
+_BLOCK = 1 << 18  # rows per progress step
+
+
+def _evaluate(engine, x: np.ndarray, progress: bool):
+    """Evaluate in blocks with a progress bar on stderr for large inputs."""
+    if not progress or len(x) <= _BLOCK:
+        return results_frame(engine.evaluate(x))
+    parts = []
+    with Progress(TextColumn("inference"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} rows"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("rows", total=len(x))
+        for s in range(0, len(x), _BLOCK):
+            parts.append(results_frame(engine.evaluate(x[s:s + _BLOCK])))
+            bar.advance(task, min(_BLOCK, len(x) - s))
+    return pd.concat(parts, ignore_index=True)
+
+
+def infer(
+    input: Annotated[Path, typer.Argument(help="CSV or parquet with the 12 component columns.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .parquet (or .csv).")],
+    rules: RulesOpt = None,
+    tnorm: TnormOpt = None,
+    implication: ImplicationOpt = None,
+    resolution: ResolutionOpt = None,
+    min_activation: MinActivationOpt = None,
+    lambda_fcis: LambdaFcisOpt = None,
+    lambda_fkis: LambdaFkisOpt = None,
+    progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
+) -> None:
+    """Run the fuzzy systems on a table of component measurements.
+
+    Reads the 12 component columns by name (other columns are kept), and writes codes,
+    activations, eccentricities, the 18 intensity scores, label and class_index. Rows with
+    a missing measurement are labelled 'unknown'.
+    """
+    with user_errors():
+        rb = load_rules(rules, tnorm, implication, resolution, min_activation,
+                        lambda_fcis, lambda_fkis)
+        df = read_table(input)
+        x = component_matrix(df, str(input))
+        engine = rb.compile()
+        results = _evaluate(engine, x, progress)
+        kept = df.drop(columns=[c for c in RESULT_COLUMNS if c in df.columns]).reset_index(drop=True)
+        table = pd.concat([kept, results], axis=1)
+        write_table(table, output, rulebase_metadata(rb, source=str(input), command=command_line()))
+    counts = table["label"].value_counts()
+    err.print(f"wrote {len(table):,} rows to {output} "
+              f"({', '.join(f'{k}: {v}' for k, v in counts.head(4).items())}"
+              f"{', ...' if len(counts) > 4 else ''})", markup=False)
+
+
+def explain(
+    input: Annotated[Path, typer.Argument(help="CSV or parquet with the 12 component columns.")],
+    row: Annotated[int, typer.Option(help="1-based row number to explain.")] = 1,
+    top: Annotated[int, typer.Option(help="How many rules to show.")] = 5,
+    rules: RulesOpt = None,
+) -> None:
+    """Why did a row get its label? Shows the strongest rules and their conditions."""
+    with user_errors():
+        rb = load_rules(rules)
+        df = read_table(input)
+        x = component_matrix(df, str(input))
+        if not 1 <= row <= len(x):
+            raise InputError(f"{input}: --row {row} is out of range (1..{len(x)})")
+        engine = rb.compile()
+        res = engine.evaluate(x[row - 1:row])
+        reasons = engine.explain(x[row - 1], top=top)
+    out.print(f"row {row}: label [bold]{res.labels[0]}[/bold]")
+    if res.class_index[0] == -2:
+        missing = [c for c, v in zip(COMPONENTS, x[row - 1], strict=True) if np.isnan(v)]
+        out.print(f"missing measurement(s): {', '.join(missing)}")
+        return
+    best = np.argsort(-res.scores[0])[:3]
+    out.print("top scores: " + ", ".join(f"{CLASS_NAMES[i]}={res.scores[0, i]:.3f}" for i in best))
+    table = Table(title="strongest rules", title_justify="left")
+    for col in ("rule", "then", "strength", "conditions (x -> membership)", "source"):
+        table.add_column(col, overflow="fold")
+    for r in reasons:
+        conds = "; ".join(f"{c['component']} is {c['term']} ({c['x']:+.2f} -> {c['membership']:.2f})"
+                          for c in r["conditions"])
+        table.add_row(r["rule"], f"{r['emotion']} {r['then']}", f"{r['strength']:.3f}", conds,
+                      r["source"])
+    out.print(table)
+
+
+def sample_path() -> Path:
+    """The embedded sample of component measurements shipped with fuzzyemo."""
+    return Path(str(resources.files("fuzzyemo") / "data" / "sample_components.csv"))
+
+
+def demo(
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Also write the results here.")] = None,
+) -> None:
+    """Run the shipped rules on the embedded sample of faces' component measurements."""
+    from .._rulebase import RuleBase
+
+    with user_errors():
+        rb = RuleBase.default()
+        df = read_table(sample_path())
+        res = rb.compile().evaluate(component_matrix(df, "sample"))
+        frame = results_frame(res)
+        if output is not None:
+            write_table(pd.concat([df, frame], axis=1), output,
+                        rulebase_metadata(rb, source="embedded sample", command=command_line()))
+    table = Table(title=f"fuzzyemo demo: {len(df)} embedded samples, {len(rb.rules)} rules "
+                        f"(rules sha256 {rb.sha256[:12]})", title_justify="left")
+    for col in ("sample", "label", "score", "strongest emotion activation"):
+        table.add_column(col)
+    for i, name in enumerate(df["sample"]):
+        if res.class_index[i] == -2:
+            table.add_row(name, "unknown", "-", "-")
+            continue
+        e = int(np.argmax(res.activations[i]))
+        score = "-" if res.class_index[i] < 0 else f"{res.scores[i, res.class_index[i]]:.3f}"
+        table.add_row(name, str(res.labels[i]), score,
+                      f"{rb.emotions[e].name} {res.activations[i, e]:.2f}")
+    out.print(table)
