@@ -10,9 +10,9 @@ chunks run on a thread pool (numpy releases the GIL).
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,26 +34,36 @@ from ._vocab import (
 N_COMP = len(COMPONENTS)
 N_EMO = len(EMOTIONS)
 N_CLASSES = len(CLASS_NAMES)
-# Order in which slots (code + 1) win ties when choosing a crisp code: nearer 0 first.
-_TIE_ORDER = np.array([1, 0, 2])
 
 
-@dataclass
 class InferenceResult:
     """Per-row outputs of :meth:`Engine.evaluate` (row order = input order).
 
     Rows with a NaN component are ``unknown``: NaN activations, eccentricities and scores,
     code -128 (no code). ``memberships`` and ``strengths`` are only filled on request.
+    Arrays are stored feature-major (one contiguous row per column, which is what table
+    writers want) and exposed row-major as transposed views: ``scores[i, j]`` is row i.
     """
 
-    codes: np.ndarray  # (n, 12) int8
-    activations: np.ndarray  # (n, 6)
-    eccentricity: np.ndarray  # (n, 6), NaN where an emotion is not activated
-    scores: np.ndarray  # (n, 18)
-    class_index: np.ndarray  # (n,) int16: 0..17, -1 neutral, -2 unknown
-    memberships: np.ndarray | None = None  # (n, 12, 3), slot = code + 1
-    strengths: np.ndarray | None = None  # (n, n_rules)
-    rule_ids: tuple[str, ...] = field(default=())
+    def __init__(self, n: int, rule_ids: tuple[str, ...], memberships: bool, strengths: bool):
+        self.rule_ids = rule_ids
+        self._codes = np.empty((N_COMP, n), dtype=np.int8)
+        self._activations = np.empty((N_EMO, n))
+        self._eccentricity = np.empty((N_EMO, n))
+        self._scores = np.empty((N_CLASSES, n))
+        self.class_index = np.empty(n, dtype=np.int16)  # 0..17, -1 neutral, -2 unknown
+        self._memberships = np.empty((n, N_COMP, MAX_TERMS)) if memberships else None
+        self._strengths = np.empty((len(rule_ids), n)) if strengths else None
+
+    codes = property(lambda self: self._codes.T, doc="(n, 12) int8 crisp codes")
+    activations = property(lambda self: self._activations.T, doc="(n, 6) emotion activations")
+    eccentricity = property(lambda self: self._eccentricity.T,
+                            doc="(n, 6) centroids; NaN where an emotion is not activated")
+    scores = property(lambda self: self._scores.T, doc="(n, 18) intensity scores")
+    memberships = property(lambda self: self._memberships,
+                           doc="(n, 12, 3) memberships, slot = code + 1 (on request)")
+    strengths = property(lambda self: None if self._strengths is None else self._strengths.T,
+                         doc="(n, n_rules) rule firing strengths (on request)")
 
     @property
     def labels(self) -> np.ndarray:
@@ -74,9 +84,24 @@ class Engine:
     rulebase: the validated rule base (its ``options`` decide t-norm, implication, ...).
     chunk_size: rows per chunk; memory is bounded by the chunk, not by n.
     n_jobs: threads over chunks (default: the number of CPUs).
+    precision: "single" (default) computes memberships and rule strengths in float32,
+        "double" in float64; everything after the rule strengths is float64.
     """
 
-    def __init__(self, rulebase: RuleBase, *, chunk_size: int = 16384, n_jobs: int | None = None):
+    def __init__(
+        self,
+        rulebase: RuleBase,
+        *,
+        chunk_size: int = 16384,
+        n_jobs: int | None = None,
+        precision: str = "single",
+    ) -> None:
+        if precision not in ("single", "double"):
+            raise ValueError(f"precision must be 'single' or 'double', got {precision!r}")
+        # Memberships and rule strengths are the bulk of the memory traffic: single precision
+        # halves it (errors <= 1e-7, far inside SPEC's 1e-4); defuzzification and scores
+        # always run in double precision.
+        self.dtype = np.float32 if precision == "single" else np.float64
         self.rulebase = rulebase
         self.options = rulebase.options
         self.chunk_size = int(chunk_size)
@@ -97,7 +122,7 @@ class Engine:
             [3 * EMOTIONS.index(r.emotion) + INTENSITIES.index(r.then) for r in self.rules],
             dtype=np.int64,
         )
-        self.group_rules = [np.flatnonzero(self.rule_group == g) for g in range(N_CLASSES)]
+        self.program = _rule_program(self.rule_columns, self.rule_group, self.rule_weights)
         self.intensity_mfs = [[rulebase.intensity_mf(e, k) for k in INTENSITIES] for e in EMOTIONS]
         o = self.options
         if o.resolution == "exact" and o.implication == "min":
@@ -117,16 +142,7 @@ class Engine:
         """Evaluate an ``(n, 12)`` array of component measurements (columns in SPEC order)."""
         x = self._check(x)
         n = len(x)
-        out = InferenceResult(
-            codes=np.empty((n, N_COMP), dtype=np.int8),
-            activations=np.empty((n, N_EMO)),
-            eccentricity=np.empty((n, N_EMO)),
-            scores=np.empty((n, N_CLASSES)),
-            class_index=np.empty(n, dtype=np.int16),
-            memberships=np.empty((n, N_COMP, MAX_TERMS)) if memberships else None,
-            strengths=np.empty((n, len(self.rules))) if strengths else None,
-            rule_ids=self.rule_ids,
-        )
+        out = InferenceResult(n, self.rule_ids, memberships, strengths)
         starts = range(0, n, self.chunk_size)
 
         def run(start: int) -> None:
@@ -186,73 +202,145 @@ class Engine:
         return x
 
     def _memberships(self, xt: np.ndarray) -> np.ndarray:
-        """(12 * 3, m) memberships; absent terms are 0."""
+        """(12 * 3, m) memberships of clipped, NaN-free inputs; absent terms are 0."""
         m = xt.shape[1]
-        mu = np.zeros((N_COMP * MAX_TERMS, m))
+        mu = np.zeros((N_COMP * MAX_TERMS, m), dtype=self.dtype)
         for c in range(N_COMP):
             for slot, mf in enumerate(self.term_mfs[c]):
                 if mf is not None:
-                    evaluate_into(mf, xt[c], mu[c * MAX_TERMS + slot])
+                    evaluate_into(mf, xt[c], mu[c * MAX_TERMS + slot],
+                                  domain=(-1.0, 1.0), nan_safe=False)
         return mu
+
+    def _levels(self, mu: np.ndarray, strengths: np.ndarray | None) -> np.ndarray:
+        """Rule strengths folded straight into the 18 (emotion, level) maxima, (18, m).
+
+        Runs the prefix-trie program built by :func:`_rule_program`: rules that share the
+        first conditions share their partial conjunctions.
+        """
+        m = mu.shape[1]
+        levels = np.zeros((N_CLASSES, m), dtype=self.dtype)
+        conjoin = np.multiply if self.options.tnorm == "product" else np.minimum
+        partial = np.empty((N_COMP, m), dtype=self.dtype)  # one buffer per trie depth
+        weighted = np.empty(m, dtype=self.dtype)
+        current: list[np.ndarray] = [mu[0]] * N_COMP
+        for depth, col, ends in self.program:
+            if depth == 0:
+                current[0] = mu[col]  # a view: the first condition needs no copy
+            else:
+                conjoin(current[depth - 1], mu[col], out=partial[depth])
+                current[depth] = partial[depth]
+            for r, g, w in ends:
+                strength = current[depth]
+                if w != 1.0:
+                    np.multiply(strength, self.dtype(w), out=weighted)
+                    strength = weighted
+                np.maximum(levels[g], strength, out=levels[g])
+                if strengths is not None:
+                    strengths[r] = strength
+        return levels
+
+    @staticmethod
+    def _codes(mu: np.ndarray) -> np.ndarray:
+        """Crisp codes (12, m): the highest-membership term, ties to the term nearer 0."""
+        mu3 = mu.reshape(N_COMP, MAX_TERMS, -1)
+        low, normal, high = mu3[:, 0], mu3[:, 1], mu3[:, 2]
+        # Strict comparisons make 'normal' win every tie, and 'low' win a low/high tie.
+        high_wins = (high > normal) & (high > low)
+        low_wins = (low > normal) & ~high_wins
+        return high_wins.view(np.int8) - low_wins.view(np.int8)
 
     def _chunk(self, x: np.ndarray, out: InferenceResult, rows: slice) -> None:
         m = len(x)
-        unknown = np.isnan(x).any(axis=1)
+        nan = np.isnan(x)
+        unknown = nan.any(axis=1)
         # SPEC: measurements are clipped to [-1, 1]; NaN rows are computed as 0, then masked.
-        xt = np.clip(np.where(np.isnan(x), 0.0, x), -1.0, 1.0).T.copy()
+        xt = np.clip(x.T, -1.0, 1.0).astype(self.dtype)
+        if unknown.any():
+            xt[nan.T] = 0.0
         mu = self._memberships(xt)
-
-        # Rule strengths, folded straight into the 18 (emotion, level) maxima.
-        levels = np.zeros((N_CLASSES, m))
-        keep = out.strengths is not None
-        product = self.options.tnorm == "product"
-        buf = np.empty(m)
-        for r, cols in enumerate(self.rule_columns):
-            np.copyto(buf, mu[cols[0]])
-            for col in cols[1:]:
-                (np.multiply if product else np.minimum)(buf, mu[col], out=buf)
-            if self.rule_weights[r] != 1.0:
-                buf *= self.rule_weights[r]
-            g = self.rule_group[r]
-            np.maximum(levels[g], buf, out=levels[g])
-            if keep:
-                out.strengths[rows, r] = buf
+        strengths = out._strengths[:, rows] if out._strengths is not None else None
+        levels = self._levels(mu, strengths).astype(np.float64)
         by_emotion = levels.reshape(N_EMO, 3, m)
-        act = by_emotion.max(axis=1)  # (6, m)
-        ecc = self.defuzzify(by_emotion)  # (6, m), NaN where B is empty
-        ecc = np.where(act > 0, ecc, np.nan)
-
-        scores = np.zeros((N_CLASSES, m))
-        safe_ecc = np.where(np.isnan(ecc), 0.0, ecc)
+        act = out._activations[:, rows]
+        np.maximum(np.maximum(by_emotion[:, 0], by_emotion[:, 1]), by_emotion[:, 2], out=act)
+        ecc = out._eccentricity[:, rows]
+        scores = out._scores[:, rows]
+        ecc.fill(np.nan)
+        scores.fill(0.0)
         for e in range(N_EMO):
+            # Defuzzify only the rows where the emotion fired: real faces activate few
+            # emotions at a time, so this usually skips most of the work.
+            active = np.flatnonzero(act[e] > 0)
+            if len(active) == 0:
+                continue
+            dense = len(active) > 0.7 * m
+            sub = by_emotion[e] if dense else by_emotion[e][:, active]
+            ecc_e = self.defuzzify(e, sub)
+            a_e = act[e] if dense else act[e][active]
+            safe = np.where(np.isnan(ecc_e), 0.0, ecc_e)
+            part = np.empty((3, len(safe)))
             for k in range(3):
-                g = 3 * e + k
-                evaluate_into(self.intensity_mfs[e][k], safe_ecc[e], scores[g])
-                scores[g] *= act[e]
-        cls = np.argmax(scores, axis=0).astype(np.int16)  # ties: lowest class index
+                evaluate_into(self.intensity_mfs[e][k], safe, part[k], nan_safe=False)
+            part *= a_e
+            if dense:
+                ecc[e] = ecc_e
+                scores[3 * e:3 * e + 3] = part
+            else:
+                ecc[e, active] = ecc_e
+                scores[3 * e:3 * e + 3, active] = part
+        # Running argmax over the 18 rows; strict '>' keeps the lowest index on ties.
+        best = scores[0].copy()
+        cls = np.zeros(m, dtype=np.int16)
+        for g in range(1, N_CLASSES):
+            cls[scores[g] > best] = g
+            np.maximum(best, scores[g], out=best)
         cls[act.max(axis=0) < self.options.min_activation] = NEUTRAL_INDEX
         cls[unknown] = UNKNOWN_INDEX
-
-        # Crisp codes: the highest-membership term, ties to the term nearer 0.
-        mu3 = mu.reshape(N_COMP, MAX_TERMS, m)
-        best = np.argmax(mu3[:, _TIE_ORDER, :], axis=1)
-        codes = (_TIE_ORDER[best] - 1).astype(np.int8)
-
-        out.codes[rows] = codes.T
-        out.activations[rows] = act.T
-        out.eccentricity[rows] = ecc.T
-        out.scores[rows] = scores.T
         out.class_index[rows] = cls
+        out._codes[:, rows] = self._codes(mu)
         if unknown.any():
-            out.codes[rows][unknown] = -128
-            for arr in (out.activations, out.eccentricity, out.scores):
-                arr[rows][unknown] = np.nan
-            if keep:
-                out.strengths[rows][unknown] = np.nan
-        if out.memberships is not None:
-            block = mu3.transpose(2, 0, 1).copy()
+            out._codes[:, rows][:, unknown] = -128
+            for block in (act, ecc, scores):
+                block[:, unknown] = np.nan
+            if strengths is not None:
+                strengths[:, unknown] = np.nan
+        if out._memberships is not None:
+            block = mu.reshape(N_COMP, MAX_TERMS, m).transpose(2, 0, 1).astype(np.float64)
             block[unknown] = np.nan
-            out.memberships[rows] = block
+            out._memberships[rows] = block
+
+
+def _rule_program(
+    columns: list[list[int]], groups: np.ndarray, weights: np.ndarray
+) -> list[tuple[int, int, list[tuple[int, int, float]]]]:
+    """Compile antecedents into a prefix trie, flattened in depth-first order.
+
+    Each step is ``(depth, column, ends)``: the partial conjunction at ``depth`` is the one
+    at ``depth - 1`` combined with membership row ``column``; ``ends`` lists the rules
+    ``(rule, group, weight)`` whose antecedent is complete there. Conditions are ordered by
+    how many rules use them, so common ones come first and are shared (min and product are
+    commutative and associative, so the order does not change any result).
+    """
+    use = Counter(c for cols in columns for c in cols)
+    root: dict = {}
+    for r, cols in enumerate(columns):
+        node = root
+        for depth, col in enumerate(sorted(cols, key=lambda c: (-use[c], c))):
+            node = node.setdefault(col, {"children": {}, "ends": []})
+            if depth == len(cols) - 1:
+                node["ends"].append((r, int(groups[r]), float(weights[r])))
+            else:
+                node = node["children"]
+    program: list[tuple[int, int, list[tuple[int, int, float]]]] = []
+
+    def visit(children: dict, depth: int) -> None:
+        for col, node in children.items():
+            program.append((depth, col, node["ends"]))
+            visit(node["children"], depth + 1)
+
+    visit(root, 0)
+    return program
 
 
 __all__ = ["Engine", "InferenceResult", "class_name"]

@@ -106,10 +106,20 @@ class MembershipFunction:
         return a + t * (b - a), d - t * (d - c)
 
 
-def evaluate_into(mf: MembershipFunction, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+def evaluate_into(
+    mf: MembershipFunction,
+    x: np.ndarray,
+    out: np.ndarray,
+    *,
+    domain: tuple[float, float] | None = None,
+    nan_safe: bool = True,
+) -> np.ndarray:
     """Write ``mf(x)`` into ``out`` with a handful of whole-array operations.
 
-    NaN inputs give NaN. Branches are on the (scalar) parameters only, never per element.
+    NaN inputs give NaN (unless ``nan_safe=False``: the caller guarantees no NaN). With
+    ``domain=(lo, hi)`` the caller guarantees ``lo <= x <= hi``, which lets shoulder
+    functions skip the side that is constant on the domain. Branches are on the (scalar)
+    parameters only, never per element.
     """
     tr = mf.trapezoid
     if tr is None:
@@ -119,20 +129,39 @@ def evaluate_into(mf: MembershipFunction, x: np.ndarray, out: np.ndarray) -> np.
         np.multiply(out, -0.5 / (sigma * sigma), out=out)
         return np.exp(out, out=out)
     a, b, c, d = tr
-    nan = np.isnan(x)
-    # Rising side: (x - a) / (b - a), or a step at a when the side is vertical.
-    if b > a:
-        np.subtract(x, a, out=out)
-        np.multiply(out, 1.0 / (b - a), out=out)
+    lo, hi = domain if domain is not None else (-np.inf, np.inf)
+    rising_is_one = b <= lo  # x >= b everywhere: the rising side is 1 on the domain
+    falling_is_one = c >= hi
+    nan = np.isnan(x) if nan_safe else None
+    if rising_is_one and falling_is_one:
+        out.fill(1.0)
+    elif rising_is_one:
+        _side(x, out, c, d, falling=True)
+    elif falling_is_one:
+        _side(x, out, a, b, falling=False)
     else:
-        np.greater_equal(x, a, out=out, casting="unsafe")
-    # Falling side: (d - x) / (d - c), or a step at d.
-    if d > c:
-        fall = (d - x) * (1.0 / (d - c))
-    else:
-        fall = (x <= d).astype(out.dtype)
-    np.minimum(out, fall, out=out)
+        _side(x, out, a, b, falling=False)
+        fall = np.empty_like(out)
+        _side(x, fall, c, d, falling=True)
+        np.minimum(out, fall, out=out)
     np.clip(out, 0.0, 1.0, out=out)
-    if nan.any():
+    if nan is not None and nan.any():
         out[nan] = np.nan
     return out
+
+
+def _side(x: np.ndarray, out: np.ndarray, p: float, q: float, *, falling: bool) -> None:
+    """One side of a trapezoid, unclipped: rising (x - p) / (q - p) or falling (q - x) / (q - p).
+
+    A vertical side (p == q) is a step: rising is 1 from p on, falling is 1 up to q.
+    """
+    if q > p:
+        if falling:
+            np.subtract(q, x, out=out)
+        else:
+            np.subtract(x, p, out=out)
+        np.multiply(out, 1.0 / (q - p), out=out)
+    elif falling:
+        np.less_equal(x, q, out=out, casting="unsafe")
+    else:
+        np.greater_equal(x, p, out=out, casting="unsafe")
