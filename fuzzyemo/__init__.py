@@ -7,6 +7,7 @@ video, training and plotting live behind extras.
 
 from ._engine import Engine, InferenceResult
 from ._errors import InputError, Problem, RuleBaseError
+from ._export import json_schema_files, to_fll, to_json
 from ._membership import MembershipFunction
 from ._rulebase import (
     Component,
@@ -55,5 +56,8 @@ __all__ = [
     "class_index",
     "class_name",
     "default_rules_dir",
+    "json_schema_files",
     "parse_coding",
+    "to_fll",
+    "to_json",
 ]
