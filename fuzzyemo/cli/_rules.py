@@ -92,6 +92,8 @@ def show(
             out.print(f"  {r.id}  {r.coding}  weight {r.weight:g}  ({r.location})", markup=False)
             out.print(f"    {r.sentence()}", markup=False)
             out.print(f"    source: {r.source}", markup=False)
+            if r.note:
+                out.print(f"    note: {r.note}", markup=False)
 
 
 @app.command()
