@@ -8,6 +8,8 @@ video, training and plotting live behind extras.
 from ._engine import Engine, InferenceResult
 from ._errors import InputError, Problem, RuleBaseError
 from ._export import json_schema_files, to_fll, to_json
+from ._geometry import Baseline, Calibration, measure, raw_features
+from ._landmarks import LandmarkScheme
 from ._membership import MembershipFunction
 from ._rulebase import (
     Component,
@@ -33,6 +35,9 @@ from ._vocab import (
 )
 
 __all__ = [
+    "Baseline",
+    "Calibration",
+    "LandmarkScheme",
     "CLASS_NAMES",
     "COMPONENTS",
     "COMPONENT_TERMS",
@@ -57,7 +62,9 @@ __all__ = [
     "class_name",
     "default_rules_dir",
     "json_schema_files",
+    "measure",
     "parse_coding",
+    "raw_features",
     "to_fll",
     "to_json",
 ]
