@@ -154,7 +154,7 @@ def test_rules_check_never_fires(rules_copy):
     # Push the nostril's 'dilated' term outside [-1, 1]: every rule using it is dead.
     text = path.read_text()
     start = text.index("  nostril:")
-    block = text[start:].replace("dilated:  {code: 1, mf: trapmf, params: [0, 0.6, 1, 1]}",
+    block = text[start:].replace("dilated:  {code: 1, mf: trapmf, params: [0.15, 0.6, 1, 1]}",
                                  "dilated:  {code: 1, mf: trapmf, params: [1, 1, 1, 1]}", 1)
     path.write_text(text[:start] + block)
     rb = RuleBase.load(rules_copy)

@@ -293,7 +293,8 @@ def test_fll_lambda_reaches_fuzzylite(fl, rb: RuleBase) -> None:
         for t in engine.output_variable(e).terms:
             assert _fl_params(t) == pytest.approx(wide.intensity_mf(e, t.name).params, abs=1e-12)
     normal = engine.input_variable("mouth").term("normal")
-    assert _fl_params(normal) == pytest.approx([-0.6, 0.0, 0.6])  # [-0.4, 0, 0.4] x 1.5
+    # Shipped [-0.5, -0.15, 0.15, 0.5]: the core stays, the slopes (0.35) stretch x 1.5.
+    assert _fl_params(normal) == pytest.approx([-0.675, -0.15, 0.15, 0.675])
 
 
 # ----------------------------------------------------------------------------- JSON Schema

@@ -106,14 +106,14 @@ def test_duplicate_rule_id(rules_copy):
 def test_mf_params_out_of_order(rules_copy):
     path = rules_copy / "fcis.yaml"
     text = path.read_text()
-    path.write_text(text.replace("params: [-0.4, 0, 0.4]", "params: [0.4, 0, -0.4]", 1))
+    path.write_text(text.replace("params: [-0.5, -0.15, 0.15, 0.5]", "params: [0.4, 0, 0.1, 0.5]", 1))
     msgs = problems(rules_copy)
     assert any("fcis.yaml:" in m and "a=0.4 > b=0.0" in m for m in msgs)
 
 
 def test_term_must_peak_at_its_code(rules_copy):
     path = rules_copy / "fcis.yaml"
-    path.write_text(path.read_text().replace("params: [0, 0.6, 1, 1]", "params: [0, 0.3, 0.6, 1]", 1))
+    path.write_text(path.read_text().replace("params: [0.15, 0.6, 1, 1]", "params: [0, 0.3, 0.6, 1]", 1))
     msgs = problems(rules_copy)
     assert any("must have membership 1 at its code x=1" in m for m in msgs)
 
@@ -173,9 +173,10 @@ def test_lambda_scaling_keeps_cores(rules_copy):
         for term in comp.terms:
             a, b = rb.component_mf(comp.name, term.code), wide.component_mf(comp.name, term.code)
             assert a.core == b.core and float(b(term.code)) == 1.0
-    # lambda1 doubled: the normal term's support doubles.
+    # lambda1 doubled: the normal term's slopes double, its core stays.
+    a, b, c, d = rb.component_mf("mouth", 0).params
     assert wide.component_mf("mouth", 0).params == pytest.approx(
-        [2 * p for p in rb.component_mf("mouth", 0).params])
+        (b - 2 * (b - a), b, c, c + 2 * (d - c)))
     # Editing the file's lambda has the same effect as the override.
     path = rules_copy / "fcis.yaml"
     path.write_text(path.read_text().replace("lambda: 0.4", "lambda: 0.8", 1))

@@ -152,6 +152,7 @@ def demo(
             continue
         e = int(np.argmax(res.activations[i]))
         score = "-" if res.class_index[i] < 0 else f"{res.scores[i, res.class_index[i]]:.3f}"
-        table.add_row(name, str(res.labels[i]), score,
-                      f"{rb.emotions[e].name} {res.activations[i, e]:.2f}")
+        strongest = (f"{rb.emotions[e].name} {res.activations[i, e]:.2f}"
+                     if res.activations[i, e] > 0 else "-")
+        table.add_row(name, str(res.labels[i]), score, strongest)
     out.print(table)
