@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import _infer, _rules
+from . import _infer, _rules, _train
 
 app = typer.Typer(
     name="fuzzyemo",
@@ -17,6 +17,9 @@ app.add_typer(_rules.app, name="rules")
 app.command()(_infer.infer)
 app.command()(_infer.explain)
 app.command()(_infer.demo)
+app.command()(_train.train)
+app.command()(_train.evaluate)
+app.command()(_train.experiment)
 
 
 def _print_version(value: bool) -> None:
