@@ -130,5 +130,5 @@ class GridCentroid:
             # Exact first moment of each linear piece.
             moment = (du / 6 * (x1 * (2 * y1 + y2) + x2 * (y1 + 2 * y2))).sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                out[s:s + self.block] = np.where(area > 1e-15, moment / area, np.nan)
+                out[s:s + self.block] = np.where(area > 0, moment / area, np.nan)
         return out

@@ -16,10 +16,10 @@ import json
 import numbers
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._atomic import write_text_atomic
 from ._membership import MembershipFunction
 from ._schema import json_schemas
 from ._version import __version__
@@ -203,21 +203,10 @@ def json_schema_files(directory: str | os.PathLike) -> list[Path]:
     written = []
     for name, text in schema_texts().items():
         path = directory / name
-        _write_atomic(path, text)
+        write_text_atomic(path, text)
         written.append(path)
     return written
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Temp file in the same directory, then os.replace: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["fll_rule", "json_schema_files", "schema_texts", "to_fll", "to_json"]

@@ -20,7 +20,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import write_text_atomic
 from ._errors import InputError, Problem, RuleBaseError, did_you_mean
 from ._landmarks import LandmarkScheme
 from ._vocab import COMPONENTS
@@ -474,16 +474,7 @@ class Baseline:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write JSON atomically (temp file, then rename)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=2)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Baseline:

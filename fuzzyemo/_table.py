@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._atomic import atomic_path
 from ._engine import InferenceResult
 from ._errors import InputError, did_you_mean
 from ._vocab import CLASS_NAMES, COMPONENTS, EMOTIONS
@@ -119,13 +119,8 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike,
     import pyarrow.parquet as pq
 
     out = Path(path)
-    if out.parent and not out.parent.exists():
-        raise InputError(f"{out}: output directory {out.parent} does not exist")
-    suffix = out.suffix.lower()
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
-    os.close(fd)
-    try:
-        if suffix == ".csv":
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".csv":
             df.to_csv(tmp, index=False)
         else:
             table = pa.Table.from_pandas(df, preserve_index=False)
@@ -133,10 +128,6 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike,
             meta[METADATA_KEY] = json.dumps(dict(metadata or {}), sort_keys=True).encode()
             table = table.replace_schema_metadata(meta)
             pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 

@@ -1,27 +1,24 @@
-"""Atomic file writes (temp file in the same directory, then os.replace)."""
+"""Atomic file writes for run directories (shared with fuzzyemo's writers)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from fuzzyemo._atomic import atomic_path, write_text_atomic
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then move the temp file over ``path``."""
+    """Call ``write(tmp_path)`` then move the temp file over ``path`` (parents created)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         write(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(out, text)

@@ -165,6 +165,8 @@ def test_clipped_triangle_tiny_strength_meets_spec(tri_rb: RuleBase, h: float) -
 
 
 def test_clipped_triangle_tiny_strength_is_exact(tri_rb: RuleBase) -> None:
+    """A strength below one table step (1/4096) is still exact to 1e-6 (an earlier engine
+    interpolated linearly from level 0 and returned the centroid at one step: 2e-5 off)."""
     res = tri_rb.compile().evaluate(row(mouth=0.5e-4)[None])
     assert res.eccentricity[0, ANGER] == pytest.approx(clipped_triangle_centroid(1e-4),
                                                        abs=1e-6)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import _infer, _rules, _train
+from . import _annotate, _build, _infer, _rules, _train
 
 app = typer.Typer(
     name="fuzzyemo",
@@ -14,9 +14,12 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(_rules.app, name="rules")
+app.add_typer(_build.build_app, name="build-dataset")
+app.add_typer(_build.report_app, name="report")
 app.command()(_infer.infer)
 app.command()(_infer.explain)
 app.command()(_infer.demo)
+app.command()(_annotate.annotate)
 app.command()(_train.train)
 app.command()(_train.evaluate)
 app.command()(_train.experiment)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from .._atomic import write_text_atomic
 from .._rulebase import RuleBase, default_rules_dir
 from .._vocab import INTENSITIES
 from ._common import err, out, user_errors
@@ -117,7 +118,7 @@ def export(
         if output is None:
             typer.echo(text, nl=False)
         else:
-            _atomic_text(output, text)
+            write_text_atomic(output, text)
             err.print(f"wrote {output}", markup=False)
 
 
@@ -146,15 +147,3 @@ def init(
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     err.print(f"copied the shipped rules to {directory}; edit them, then run "
               f"`fuzzyemo rules check {directory}`", markup=False)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    if not path.parent.exists():
-        raise ValueError(f"{path}: directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)

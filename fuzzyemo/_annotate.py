@@ -1,0 +1,500 @@
+"""``annotate``: images and videos -> one table row per frame per face.
+
+The flow composes the library's parts and adds no face or emotion knowledge of its own::
+
+    read_frames (background decoding) -> FaceLandmarker (MediaPipe, vendored model)
+      -> [One Euro smoothing of landmarks] -> LandmarkScheme("mediapipe478").named
+      -> raw_features -> baseline + Calibration -> [smoothing of measurements]
+      -> Engine.evaluate (ONE call over all frames) -> DataFrame (OpenFace-style columns)
+
+Columns, in order: ``source``, ``frame`` (1-based), ``face_id``, ``timestamp`` (s),
+``confidence``, ``success`` (0/1), ``x_0..x_477``, ``y_0..y_477`` (pixels), the 12
+measurements (named as the components), the engine's result columns (``<component>_code``,
+``activation_<emotion>``, ``eccentricity_<emotion>``, the 18 scores, ``label``,
+``class_index``; see ``fuzzyemo._table``) and MediaPipe's 52 blendshapes ``bs_<name>``.
+A frame without a face is one row with ``success = 0``, NaN numbers and label ``unknown``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._errors import InputError
+from ._geometry import Baseline, Calibration, raw_features, resolve_baseline
+from ._landmarks import LandmarkScheme
+from ._mediapipe import (
+    BLENDSHAPE_NAMES,
+    MODEL_NAME,
+    MODEL_SHA256,
+    N_BLENDSHAPES,
+    N_LANDMARKS,
+    FaceLandmarker,
+    Faces,
+    mediapipe_version,
+)
+from ._rulebase import RuleBase
+from ._smoothing import OneEuro, smooth_tracks
+from ._table import METADATA_KEY, results_frame, rulebase_metadata
+from ._table import write_table as _write_table
+from ._video import Frame, Source, collect_sources, read_frames
+from ._vocab import COMPONENTS
+
+SCHEME = "mediapipe478"
+META_COLUMNS = ("source", "frame", "face_id", "timestamp", "confidence", "success")
+X_COLUMNS = tuple(f"x_{i}" for i in range(N_LANDMARKS))
+Y_COLUMNS = tuple(f"y_{i}" for i in range(N_LANDMARKS))
+# MediaPipe names its first category "_neutral"; the column drops the underscore.
+BLENDSHAPE_COLUMNS = tuple(f"bs_{n.lstrip('_')}" for n in BLENDSHAPE_NAMES)
+BASELINES = ("auto", "self", "population")
+_TRACK_STRIDE = 1 << 16  # track key = source index * stride + face_id
+
+
+# ----------------------------------------------------------------------------- public API
+def annotate(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    rules: str | os.PathLike | RuleBase | None = None,
+    baseline: str | os.PathLike | Baseline = "auto",
+    every: int = 1,
+    max_faces: int = 1,
+    smoothing: str | OneEuro | None = None,
+    progress: bool = True,
+    *,
+    calibration: str | os.PathLike | Calibration | None = None,
+    model_path: str | os.PathLike | None = None,
+    queue_size: int = 8,
+) -> pd.DataFrame:
+    """Landmark, measure and label every frame of images, folders of images and videos.
+
+    Parameters
+    ----------
+    inputs: a path or paths: images, videos (anything OpenCV decodes) or folders of them.
+    rules: a rule directory, a loaded :class:`RuleBase`, or None for the shipped rules.
+        The directory's ``calibration.yaml`` is used when it has one.
+    baseline: what "neutral" is (docs/geometry.md section 5):
+        ``"auto"`` (default): each video's own most neutral frames, per face (self-
+        calibration); the population default for still images.
+        ``"self"``: self-calibration for videos as above, and for still images over all the
+        images of the same folder (e.g. one person's photos).
+        ``"population"``: the mean face of the MediaPipe scheme for everything.
+        a path to a baseline JSON (``Baseline.save``) or a :class:`Baseline`: that face.
+    every: landmark every N-th frame of videos (frame numbers stay the video's own).
+    max_faces: faces looked for per frame; ``face_id`` follows each face through a video by
+        position (0 = the first face found).
+    smoothing: None, ``"landmarks"``, ``"measurements"`` or a :class:`OneEuro` with tuned
+        parameters: a One Euro filter over each face's track (docs/annotate.md).
+    progress: a progress bar with frames/s on stderr.
+    calibration: override the calibration file (default: the rule directory's, else shipped).
+    model_path: another FaceLandmarker ``.task`` file (default: the vendored, hash-checked one).
+
+    Returns a DataFrame (columns in the module docstring) whose ``attrs["fuzzyemo"]`` holds the
+    provenance that :func:`write_table` stores (rule hash, model hash, versions, options).
+    """
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise InputError(f"every must be a positive integer, got {every!r}")
+    if isinstance(max_faces, bool) or not isinstance(max_faces, int) or max_faces < 1:
+        raise InputError(f"max_faces must be a positive integer, got {max_faces!r}")
+    smooth = OneEuro.parse(smoothing)
+    fixed = _fixed_baseline(baseline)
+    t0 = time.perf_counter()
+    # Rules, calibration and landmark scheme are parsed (YAML, ~0.1-1 s) in a helper thread
+    # while frames are landmarked; they are only needed afterwards. A broken rule file still
+    # stops the run at once: the frame loop checks the helper after every frame.
+    with ThreadPoolExecutor(1, thread_name_prefix="fuzzyemo-rules") as pool:
+        prep = pool.submit(_prepare, rules, calibration)
+        try:
+            sources = collect_sources(inputs)
+            started = time.perf_counter()
+            acc = _landmark_all(sources, every, max_faces, progress, model_path, queue_size,
+                                prep)
+            landmark_s = time.perf_counter() - started
+        except BaseException:
+            prep.cancel()
+            raise
+        rb, engine, cal, scheme = prep.result()
+
+    lm, t, track = acc["landmarks"], acc["timestamp"], acc["track"]
+    if smooth is not None and smooth.target == "landmarks":
+        lm = _smooth_landmarks(lm, t, track, scheme, smooth)
+    raw = raw_features(scheme.named(lm))
+    neutral, baseline_text = _neutral(raw, scheme, cal, baseline, fixed, sources, acc)
+    x = cal.apply(raw, neutral)
+    if smooth is not None and smooth.target == "measurements":
+        x = np.clip(smooth_tracks(x, t, track, smooth), -1.0, 1.0)
+    result = engine.evaluate(x)  # one batched call for every frame of every input
+
+    df = _frame(sources, acc, lm, x, result)
+    df.attrs["fuzzyemo"] = rulebase_metadata(
+        rb,
+        model=MODEL_NAME if model_path is None else str(model_path),
+        model_sha256=MODEL_SHA256 if model_path is None else None,
+        mediapipe_version=mediapipe_version(),
+        landmark_scheme=SCHEME,
+        calibration_sha256=cal.sha256,
+        baseline=baseline_text,
+        every=every,
+        max_faces=max_faces,
+        smoothing=smooth.to_dict() if smooth is not None else None,
+        inputs=[s.name for s in sources],
+        frames=int(len(np.unique(acc["frame_key"]))),
+        rows=int(len(df)),
+    )
+    # Timing lives outside "fuzzyemo" and is never written: equal inputs give equal bytes.
+    df.attrs["timing"] = {"landmarking_s": landmark_s,
+                          "total_s": time.perf_counter() - t0}
+    return df
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike,
+                metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``annotate``'s table: parquet (default) or CSV when ``path`` ends in ``.csv``.
+
+    Atomic (temp file, then rename). Parquet stores ``df.attrs["fuzzyemo"]`` updated with
+    ``metadata`` (rules_sha256, fuzzyemo_version, model_sha256, ...) as JSON under the schema
+    key ``fuzzyemo``; the same table and metadata give the same bytes.
+    """
+    meta = dict(df.attrs.get("fuzzyemo") or {})
+    meta.update(metadata or {})
+    # pandas copies attrs into the parquet's "pandas" metadata too; the timing must stay out
+    # of the file so that equal inputs give equal bytes.
+    clean = df.copy(deep=False)
+    clean.attrs = {}
+    return _write_table(clean, path, meta)
+
+
+def read_annotations(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A table written by :func:`write_table` and its fuzzyemo metadata (parquet only)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    return table.to_pandas(), (json.loads(raw) if raw else {})
+
+
+# ----------------------------------------------------------------------------- options
+def _prepare(rules: Any, calibration: Any) -> tuple[RuleBase, Any, Calibration, LandmarkScheme]:
+    rb = rules if isinstance(rules, RuleBase) else RuleBase.load(rules)
+    return rb, rb.compile(), _calibration(calibration, rb), LandmarkScheme.load(SCHEME)
+
+
+def _calibration(calibration: Any, rb: RuleBase) -> Calibration:
+    if isinstance(calibration, Calibration):
+        return calibration
+    if calibration is not None:
+        return Calibration.load(calibration)
+    src = Path(rb.source) if rb.source else None
+    return Calibration.load(src if src is not None and src.is_dir() else None)
+
+
+def _fixed_baseline(baseline: Any) -> Baseline | None:
+    """A Baseline for explicit baselines (object or file), None for the keyword ones."""
+    if isinstance(baseline, Baseline):
+        return baseline
+    if isinstance(baseline, str) and baseline in BASELINES:
+        return None
+    if isinstance(baseline, (str, os.PathLike)):
+        p = Path(baseline)
+        if not p.is_file():
+            raise InputError(f"baseline {str(baseline)!r} is neither one of "
+                             f"{', '.join(BASELINES)} nor an existing baseline file")
+        return Baseline.load(p)
+    raise InputError(f"baseline must be one of {', '.join(BASELINES)}, a baseline file or a "
+                     f"Baseline, got {type(baseline).__name__}")
+
+
+# ----------------------------------------------------------------------------- landmarking
+class _Columns:
+    """Grow-only per-row buffers (amortised doubling), so a long video costs no per-frame
+    list of small arrays and no final concatenation of thousands of pieces."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.n = 0
+        self.cap = max(16, capacity)
+        self.arrays: dict[str, np.ndarray] = {
+            "landmarks": np.empty((self.cap, N_LANDMARKS, 3), np.float32),
+            "blendshapes": np.empty((self.cap, N_BLENDSHAPES), np.float32),
+            "source": np.empty(self.cap, np.int32),
+            "frame": np.empty(self.cap, np.int32),
+            "face_id": np.empty(self.cap, np.int16),
+            "timestamp": np.empty(self.cap, np.float64),
+            "confidence": np.empty(self.cap, np.float32),
+            "success": np.empty(self.cap, np.int8),
+            "frame_key": np.empty(self.cap, np.int64),
+        }
+
+    def _grow(self, need: int) -> None:
+        if self.n + need <= self.cap:
+            return
+        self.cap = max(self.cap * 2, self.n + need)
+        for k, a in self.arrays.items():
+            b = np.empty((self.cap, *a.shape[1:]), a.dtype)
+            b[: self.n] = a[: self.n]
+            self.arrays[k] = b
+
+    def add(self, frame: Frame, faces: Faces, ids: np.ndarray, serial: int) -> None:
+        k = max(len(faces), 1)
+        self._grow(k)
+        s = slice(self.n, self.n + k)
+        a = self.arrays
+        if len(faces):
+            a["landmarks"][s] = faces.landmarks
+            a["blendshapes"][s] = faces.blendshapes
+            a["confidence"][s] = faces.confidence
+            a["success"][s] = 1
+            a["face_id"][s] = ids
+        else:  # no face: one row of NaNs, face 0
+            a["landmarks"][s] = np.nan
+            a["blendshapes"][s] = np.nan
+            a["confidence"][s] = 0.0
+            a["success"][s] = 0
+            a["face_id"][s] = 0
+        a["source"][s] = frame.index
+        a["frame"][s] = frame.number
+        a["timestamp"][s] = frame.timestamp
+        a["frame_key"][s] = serial
+        self.n += k
+
+    def finish(self) -> dict[str, np.ndarray]:
+        out = {k: v[: self.n] for k, v in self.arrays.items()}
+        out["track"] = out["source"].astype(np.int64) * _TRACK_STRIDE + out["face_id"]
+        return out
+
+
+class _Tracker:
+    """Stable face ids within a video: each face keeps the id of the nearest face of the
+    previous frame (greedy, by landmark centroid, within one face width); new faces get the
+    next free id. Loops over faces only (a handful), never over points."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, np.ndarray] = {}
+        self.next_id = 0
+
+    def reset(self) -> None:
+        self.last, self.next_id = {}, 0
+
+    def assign(self, faces: Faces, video: bool) -> np.ndarray:
+        n = len(faces)
+        if n == 0:
+            return np.empty(0, np.int16)
+        centres = faces.landmarks[:, :, :2].mean(axis=1)
+        if not video:  # stills: left to right
+            return np.argsort(np.argsort(centres[:, 0], kind="stable")).astype(np.int16)
+        width = np.ptp(faces.landmarks[:, :, 0], axis=1)
+        ids = np.full(n, -1, np.int64)
+        if self.last:
+            prev_ids = np.array(list(self.last))
+            prev = np.stack([self.last[i] for i in prev_ids])
+            d = np.linalg.norm(centres[:, None, :] - prev[None, :, :], axis=2)
+            for flat in np.argsort(d, axis=None, kind="stable"):
+                i, j = divmod(int(flat), len(prev_ids))
+                if ids[i] < 0 and prev_ids[j] not in ids and d[i, j] <= width[i]:
+                    ids[i] = prev_ids[j]
+        for i in np.flatnonzero(ids < 0):
+            ids[i] = self.next_id
+            self.next_id += 1
+        self.last = {int(ids[i]): centres[i] for i in range(n)}
+        return ids.astype(np.int16)
+
+
+def _reorder(faces: Faces, ids: np.ndarray) -> tuple[Faces, np.ndarray]:
+    order = np.argsort(ids, kind="stable")
+    if np.array_equal(order, np.arange(len(ids))):
+        return faces, ids
+    return Faces(faces.landmarks[order], faces.blendshapes[order],
+                 faces.confidence[order]), ids[order]
+
+
+def _landmark_all(sources: list[Source], every: int, max_faces: int, progress: bool,
+                  model_path: Any, queue_size: int, prep: Future | None = None
+                  ) -> dict[str, np.ndarray]:
+    total = sum(-(-max(s.n_frames, 1) // every) if s.kind == "video" else 1 for s in sources)
+    cols = _Columns(capacity=min(total * max_faces + 16, 4096))  # grows by doubling
+    tracker = _Tracker()
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(_progress(progress, total))
+        frames = stack.enter_context(contextlib.closing(
+            read_frames(sources, every=every, queue_size=queue_size)))
+        image_lm: FaceLandmarker | None = None
+        video_lm: FaceLandmarker | None = None
+        current = -1
+        had_face = False
+        for serial, frame in enumerate(frames):
+            video = frame.source.kind == "video"
+            if frame.index != current:
+                current = frame.index
+                had_face = False
+                tracker.reset()
+                if video_lm is not None:  # one VIDEO-mode task per video (timestamps restart)
+                    video_lm.close()
+                    video_lm = None
+                if video:
+                    video_lm = FaceLandmarker("video", max_faces, model_path=model_path)
+                    stack.callback(video_lm.close)
+                elif image_lm is None:
+                    image_lm = FaceLandmarker("image", max_faces, model_path=model_path)
+                    stack.callback(image_lm.close)
+            if video:
+                assert video_lm is not None
+                faces = video_lm.detect(frame.rgb, int(round(frame.timestamp * 1000)))
+                if len(faces) == 0 and had_face:
+                    # VIDEO mode tracks the previous face's region; after a cut to another
+                    # face it reports nothing for a frame before detecting again. A fresh
+                    # IMAGE-mode detection recovers that frame (costs one detection per lost
+                    # track, not per faceless frame).
+                    if image_lm is None:
+                        image_lm = FaceLandmarker("image", max_faces, model_path=model_path)
+                        stack.callback(image_lm.close)
+                    faces = image_lm.detect(frame.rgb)
+                had_face = len(faces) > 0
+            else:
+                assert image_lm is not None
+                faces = image_lm.detect(frame.rgb)
+            if max_faces > 1:
+                ids = tracker.assign(faces, video)
+                faces, ids = _reorder(faces, ids)
+            else:
+                ids = np.zeros(len(faces), np.int16)
+            cols.add(frame, faces, ids, serial)
+            bar.step(frame.source)
+            if prep is not None and prep.done():
+                prep.result()  # raises the rule/calibration error now, not after the video
+                prep = None
+    return cols.finish()
+
+
+# ----------------------------------------------------------------------------- measuring
+def _smooth_landmarks(lm: np.ndarray, t: np.ndarray, track: np.ndarray,
+                      scheme: LandmarkScheme, spec: OneEuro) -> np.ndarray:
+    # Speed in inter-ocular distances per second, so one beta suits every face size.
+    named = scheme.named(lm)
+    rc = (named["right_eye_inner"] + named["right_eye_outer"]) / 2
+    lc = (named["left_eye_inner"] + named["left_eye_outer"]) / 2
+    iod = np.hypot(*(lc - rc).T)
+    flat = lm.reshape(len(lm), -1)
+    out = smooth_tracks(flat, t, track, spec, scale=iod)
+    return out.reshape(lm.shape).astype(np.float32)
+
+
+def _neutral(raw: np.ndarray, scheme: LandmarkScheme, cal: Calibration, spec: Any,
+             fixed: Baseline | None, sources: list[Source],
+             acc: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+    """Neutral raw features per row ``(n, 12)`` and a description for the metadata."""
+    n = raw.shape[0]
+    if fixed is not None:
+        return np.broadcast_to(fixed.values, (n, raw.shape[1])), \
+            f"given: {fixed.source or 'baseline file'}"
+    population = Baseline.population(scheme).values
+    if spec == "population":
+        return np.broadcast_to(population, (n, raw.shape[1])), "population"
+    is_video = np.array([s.kind == "video" for s in sources], bool)[acc["source"]]
+    # Self-calibration groups: one per face track in a video; for stills under "self", one
+    # per folder (the face_id of unrelated photos means nothing).
+    folder = {s.path.parent for s in sources if s.kind == "image"}
+    folder_ids = {f: i for i, f in enumerate(sorted(folder))}
+    still_group = np.array([folder_ids.get(s.path.parent, -1) for s in sources],
+                           np.int64)[acc["source"]]
+    groups = np.where(is_video, acc["track"], -1 - still_group)
+    neutral = np.empty_like(raw)
+    self_rows = is_video if spec == "auto" else np.ones(n, bool)
+    if self_rows.any():
+        neutral[self_rows] = resolve_baseline(raw[self_rows], scheme, "self", cal,
+                                              groups[self_rows])
+    if (~self_rows).any():
+        neutral[~self_rows] = population
+    text = ("auto: videos self-calibrated per face, images population" if spec == "auto"
+            else "self: self-calibrated per video face and per image folder")
+    return neutral, text
+
+
+# ----------------------------------------------------------------------------- table
+def _frame(sources: list[Source], acc: dict[str, np.ndarray], lm: np.ndarray, x: np.ndarray,
+           result: Any) -> pd.DataFrame:
+    names = np.array([s.name for s in sources], dtype=object)
+    meta = pd.DataFrame({
+        "source": names[acc["source"]] if len(acc["source"]) else np.array([], object),
+        "frame": acc["frame"],
+        "face_id": acc["face_id"],
+        "timestamp": acc["timestamp"],
+        "confidence": acc["confidence"],
+        "success": acc["success"],
+    })
+    xs = pd.DataFrame(np.ascontiguousarray(lm[:, :, 0], dtype=np.float32), columns=X_COLUMNS)
+    ys = pd.DataFrame(np.ascontiguousarray(lm[:, :, 1], dtype=np.float32), columns=Y_COLUMNS)
+    comps = pd.DataFrame(x, columns=list(COMPONENTS))
+    bs = pd.DataFrame(acc["blendshapes"], columns=BLENDSHAPE_COLUMNS)
+    return pd.concat([meta, xs, ys, comps, results_frame(result), bs], axis=1)
+
+
+# ----------------------------------------------------------------------------- progress
+class _NoBar:
+    def step(self, source: Source) -> None:
+        pass
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class _Bar:
+    """A rich progress bar on stderr: source, bar, frames done/total, frames/s, time left.
+    Redraws are rate-limited by rich's own refresh thread; step() only bumps a counter."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class Fps(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                speed = task.finished_speed or task.speed
+                return Text(f"{speed:6.1f} frames/s" if speed else "  ?.? frames/s")
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Fps(),
+            TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False, speed_estimate_period=5.0)
+        self.task = self.progress.add_task("annotate", total=total)
+        self.name: str | None = None
+
+    def step(self, source: Source) -> None:
+        if source.name != self.name:
+            self.name = source.name
+            shown = source.path.name
+            self.progress.update(self.task, description=shown[:40])
+        self.progress.advance(self.task)
+
+    def __enter__(self) -> _Bar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        task = self.progress.tasks[0]
+        if not exc[0] and task.total is not None and task.completed != task.total:
+            # Container frame counts are estimates: end the bar at what was really done.
+            self.progress.update(self.task, total=task.completed)
+        self.progress.__exit__(*exc)
+
+
+def _progress(enabled: bool, total: int) -> Any:
+    return _Bar(total) if enabled else _NoBar()
+

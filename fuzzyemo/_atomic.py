@@ -1,0 +1,45 @@
+"""Atomic file writes: a temp file in the target's directory, renamed over it on success.
+
+Readers never see half a file, and an interrupted or failed write leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ._errors import InputError
+
+
+def default_mode() -> int:
+    """0o666 minus the process umask: the mode a plain open() would have given."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
+    """Yield a temp path next to ``path``; when the block succeeds, rename it over ``path``."""
+    out = Path(path)
+    if not out.parent.exists():
+        raise InputError(f"{out}: output directory {out.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, default_mode())  # mkstemp creates 0600
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text (LF line ends) atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+    return Path(path)

@@ -1,0 +1,235 @@
+"""Inputs for ``annotate``: images, folders of images and videos, decoded in the background.
+
+:func:`collect_sources` turns the user's paths into a checked list of :class:`Source`
+(folders expand to their images, sorted by name); every problem found before any work starts
+is one line naming the file. :func:`read_frames` yields RGB frames of all sources in order,
+decoded by a background thread into a bounded queue, so decoding the next frame overlaps
+landmarking this one (OpenCV releases the GIL while it decodes and converts colours).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._errors import InputError
+
+# Still-image suffixes (decoded with cv2.imread); anything else is tried as a video.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff",
+                            ".webp", ".pbm", ".pgm", ".ppm", ".pnm", ".sr", ".ras", ".jp2",
+                            ".exr", ".hdr", ".pic", ".avif"})
+DEFAULT_FPS = 30.0  # for videos whose container reports no frame rate
+
+
+def require_cv2() -> Any:
+    try:
+        import cv2
+    except ImportError as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else "not installed"
+        raise InputError(f"reading images and videos needs OpenCV ({why}); install it with: "
+                         'pip install "fuzzyemo[video]"') from None
+    return cv2
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: a still image or a video. ``n_frames`` is the container's estimate for
+    videos (0 if unknown), 1 for images; ``fps`` is 0 for images."""
+
+    path: Path
+    kind: str  # "image" | "video"
+    n_frames: int = 1
+    fps: float = 0.0
+    width: int = 0
+    height: int = 0
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+
+@dataclass
+class Frame:
+    """One decoded frame. ``index`` is the source's position in the source list; ``number``
+    is 1-based within the source (the video's real frame number, also with ``every``);
+    ``timestamp`` is seconds from the start of the video (0 for images)."""
+
+    index: int
+    source: Source
+    number: int
+    timestamp: float
+    rgb: np.ndarray
+
+
+def collect_sources(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Source]:
+    """Expand and check the inputs: every file must exist, be non-empty and be decodable.
+
+    Folders give their image and video files (sorted; not recursive). Videos are opened and
+    their first frame decoded here, and images checked for a known header, so a bad file
+    fails before a long run starts.
+    """
+    cv2 = require_cv2()
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            media = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES
+                     or _looks_like_video(f)]
+            if not media:
+                raise InputError(f"{p}: folder has no images or videos")
+            paths.extend(media)
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    if not paths:
+        raise InputError("no inputs given")
+    return [_probe(cv2, p) for p in paths]
+
+
+_VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
+                             ".wmv", ".flv", ".3gp", ".ogv", ".ts", ".mts", ".m2ts", ".gif"})
+
+
+def _looks_like_video(p: Path) -> bool:
+    return p.suffix.lower() in _VIDEO_SUFFIXES
+
+
+def _probe(cv2: Any, p: Path) -> Source:
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{p}: cannot read (permission denied)")
+    if size == 0:
+        raise InputError(f"{p}: file is empty")
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        if not cv2.haveImageReader(str(p)):
+            raise InputError(f"{p}: not a readable image (unknown or corrupt header)")
+        return Source(p, "image")
+    cap = cv2.VideoCapture(str(p))
+    try:
+        if not cap.isOpened():
+            raise InputError(f"{p}: cannot decode as an image or a video (corrupt, or a "
+                             "format OpenCV cannot read)")
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise InputError(f"{p}: video has no decodable frames (empty or corrupt)")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        fps = fps if math.isfinite(fps) and 0 < fps < 10_000 else DEFAULT_FPS
+        return Source(p, "video", max(count, 0), fps, frame.shape[1], frame.shape[0])
+    finally:
+        cap.release()
+
+
+def _to_rgb(cv2: Any, img: np.ndarray) -> np.ndarray:
+    """BGR(A)/grey/16-bit OpenCV image -> contiguous RGB uint8."""
+    if img.dtype != np.uint8:
+        # 16-bit or float images: scale to 8 bits (cv2.imread keeps depth with IMREAD_ANYDEPTH
+        # only, so this mostly matters for EXR/HDR).
+        scale = 255.0 / 65535.0 if img.dtype == np.uint16 else 255.0
+        img = np.clip(img.astype(np.float32) * scale, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _decode(cv2: Any, sources: list[Source], every: int) -> Iterator[Frame]:
+    """Decode every source's frames in order (every ``every``-th frame of each video)."""
+    for i, src in enumerate(sources):
+        if src.kind == "image":
+            img = cv2.imread(str(src.path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise InputError(f"{src.path}: cannot decode image (corrupt or unsupported)")
+            yield Frame(i, src, 1, 0.0, _to_rgb(cv2, img))
+            continue
+        cap = cv2.VideoCapture(str(src.path))
+        try:
+            if not cap.isOpened():
+                raise InputError(f"{src.path}: cannot open video")
+            number = 0
+            while True:
+                # grab() skips frames without the colour conversion and copy of retrieve().
+                if not cap.grab():
+                    break
+                number += 1
+                if (number - 1) % every:
+                    continue
+                ok, img = cap.retrieve()
+                if not ok or img is None:
+                    raise InputError(f"{src.path}: cannot decode frame {number}")
+                yield Frame(i, src, number, (number - 1) / src.fps, _to_rgb(cv2, img))
+            if number == 0:
+                raise InputError(f"{src.path}: video has no decodable frames")
+        finally:
+            cap.release()
+
+
+_DONE = object()
+
+
+def read_frames(sources: list[Source], every: int = 1, queue_size: int = 8,
+                threaded: bool = True) -> Iterator[Frame]:
+    """Yield the frames of all sources in order (every ``every``-th frame of each video).
+
+    With ``threaded`` (the default) a background thread decodes ahead into a queue of at most
+    ``queue_size`` frames, so memory stays bounded. Decoding errors surface in the caller as
+    :class:`InputError` at the frame where they happen; closing the generator early (an error
+    downstream, Ctrl-C) stops the thread.
+    """
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise InputError(f"every must be a positive integer, got {every!r}")
+    cv2 = require_cv2()
+    if not threaded:
+        yield from _decode(cv2, sources, every)
+        return
+
+    q: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for frame in _decode(cv2, sources, every):
+                if not put(frame):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(exc)
+
+    worker = threading.Thread(target=run, name="fuzzyemo-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)

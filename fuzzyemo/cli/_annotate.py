@@ -1,0 +1,75 @@
+"""`fuzzyemo annotate`: images and videos -> per-frame table (+ timeline PNG, overlay MP4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import (
+    ImplicationOpt,
+    LambdaFcisOpt,
+    LambdaFkisOpt,
+    MinActivationOpt,
+    ResolutionOpt,
+    RulesOpt,
+    TnormOpt,
+    err,
+    load_rules,
+    user_errors,
+)
+
+
+def annotate(
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Images, videos (anything OpenCV decodes) or folders of them.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o",
+                                         help="Output table: .parquet (default) or .csv.")],
+    rules: RulesOpt = None,
+    baseline: Annotated[str, typer.Option(
+        help="Neutral face: auto (videos self-calibrated, images population), self, "
+             "population, or a baseline .json file.")] = "auto",
+    every: Annotated[int, typer.Option("--every", min=1, help="Landmark every N-th video frame.")] = 1,
+    max_faces: Annotated[int, typer.Option("--max-faces", min=1, help="Faces per frame.")] = 1,
+    smoothing: Annotated[str, typer.Option(
+        help="One Euro smoothing across frames: none, landmarks or measurements.")] = "none",
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Also write a timeline PNG (first source, face 0).", show_default=False)] = None,
+    overlay: Annotated[Path | None, typer.Option(
+        "--overlay", help="Also write an MP4 of the first video with landmarks and labels.",
+        show_default=False)] = None,
+    tnorm: TnormOpt = None,
+    implication: ImplicationOpt = None,
+    resolution: ResolutionOpt = None,
+    min_activation: MinActivationOpt = None,
+    lambda_fcis: LambdaFcisOpt = None,
+    lambda_fkis: LambdaFkisOpt = None,
+    progress: Annotated[bool, typer.Option(help="Progress bar with frames/s on stderr.")] = True,
+) -> None:
+    """Landmark faces (MediaPipe, offline), measure the 12 components and label every frame."""
+    from .._annotate import annotate as run
+    from .._annotate import write_table
+
+    with user_errors():
+        overrides = (tnorm, implication, resolution, min_activation, lambda_fcis, lambda_fkis)
+        # Without overrides pass the directory: rule parsing then overlaps landmarking.
+        rb = load_rules(rules, *overrides) if any(o is not None for o in overrides) else rules
+        df = run(inputs, rules=rb, baseline=baseline, every=every, max_faces=max_faces,
+                 smoothing=None if smoothing == "none" else smoothing, progress=progress)
+        write_table(df, output)
+        if plot is not None:
+            from .._plots import plot_timeline
+
+            plot_timeline(df, plot)
+        if overlay is not None:
+            from .._plots import write_overlay
+            from .._video import IMAGE_SUFFIXES
+
+            videos = [s for s in dict.fromkeys(df["source"])
+                      if Path(s).suffix.lower() not in IMAGE_SUFFIXES]
+            if not videos:
+                raise ValueError("--overlay needs a video input")
+            write_overlay(df, overlay, source=videos[0])
+        n, faces = len(df), int(df["success"].sum())
+        err.print(f"wrote {output}: {n} rows, {faces} with a face", markup=False)

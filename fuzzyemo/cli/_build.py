@@ -1,0 +1,150 @@
+"""``fuzzyemo build-dataset disfa|wflw`` and ``fuzzyemo report disfa-fer``.
+
+Register in fuzzyemo/cli/__init__.py with::
+
+    from . import _build
+    app.add_typer(_build.build_app, name="build-dataset")
+    app.add_typer(_build.report_app, name="report")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .._errors import InputError
+from ._common import LambdaFcisOpt, LambdaFkisOpt, RulesOpt, err, load_rules, out, user_errors
+
+build_app = typer.Typer(
+    help="Build DISFA-FER / WFLW-FER from the licensed DISFA / WFLW databases on disk.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+report_app = typer.Typer(
+    help="Reports on built datasets.", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False)
+
+SourceOpt = Annotated[Path | None, typer.Option(
+    "--source", help="The database folder as distributed (default: $FUZZYEMO_DATA_DIR).",
+    show_default=False)]
+OutputOpt = Annotated[Path, typer.Option("-o", "--output", help="Output parquet file.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", help="Parallel worker processes (default: the number of CPUs).",
+    show_default=False)]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict", help="Fail on the first corrupt or truncated source file instead of "
+                     "skipping it (skipped files are listed in the dataset card).")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress",
+                                           help="Show a progress bar on stderr.")]
+
+
+def _source_errors(exc: InputError) -> None:
+    """Print every line of a multi-line source error (expected paths, rerun command)."""
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    err.print(f"error: {lines[0]}", markup=False)
+    for line in lines[1:]:
+        err.print(line, markup=False)
+    raise typer.Exit(2)
+
+
+def _summary(summary) -> None:
+    out.print(f"wrote {summary.output} ({summary.rows} rows), card {summary.card}"
+              + (f", plot {summary.plot}" if summary.plot else "")
+              + (f"; reused {summary.reused_parts} finished part(s)"
+                 if summary.reused_parts else ""), markup=False)
+    if summary.issues:
+        err.print(f"warning: {len(summary.issues)} source problem(s) skipped (listed in the "
+                  "card); first: " + str(summary.issues[0]), markup=False)
+
+
+@build_app.command("disfa")
+def build_disfa(
+    output: OutputOpt,
+    source: SourceOpt = None,
+    workers: WorkersOpt = None,
+    strict: StrictOpt = False,
+    from_video: Annotated[bool, typer.Option(
+        "--from-video", help="Landmark the left-camera videos with MediaPipe instead of "
+                             "using the shipped .mat landmarks (needs the [video] extra).")]
+    = False,
+    rules: RulesOpt = None,
+    lambda_fcis: LambdaFcisOpt = None,
+    lambda_fkis: LambdaFkisOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """DISFA -> DISFA-FER: one row per frame with emotion labels and AU ground truth."""
+    from builders._base import SourceError
+    from builders.disfa import SUBJECTS, DisfaBuilder
+
+    with user_errors():
+        try:
+            rb = load_rules(rules, lambda_fcis=lambda_fcis, lambda_fkis=lambda_fkis)
+            builder = DisfaBuilder(source, from_video=from_video, rules=rules, rulebase=rb,
+                                   workers=workers, strict=strict, progress=progress)
+            summary = builder.build(output)
+        except SourceError as exc:
+            _source_errors(exc)
+    _summary(summary)
+    present = set(builder.subjects())
+    absent = [s for s in SUBJECTS if s not in present]
+    if absent:
+        err.print(f"warning: {len(absent)} of DISFA's {len(SUBJECTS)} subjects are not in the "
+                  f"source ({', '.join(absent[:4])}{' ...' if len(absent) > 4 else ''}); "
+                  f"built the {len(present)} present", markup=False)
+
+
+@build_app.command("wflw")
+def build_wflw(
+    output: OutputOpt,
+    source: SourceOpt = None,
+    workers: WorkersOpt = None,
+    strict: StrictOpt = False,
+    crops: Annotated[Path | None, typer.Option(
+        "--crops", help="Also write aligned 224x224 face crops (PNG) and crops.csv here.",
+        show_default=False)] = None,
+    rules: RulesOpt = None,
+    lambda_fcis: LambdaFcisOpt = None,
+    lambda_fkis: LambdaFkisOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """WFLW -> WFLW-FER: one row per face with emotion labels, boxes and attributes."""
+    from builders._base import SourceError
+    from builders.wflw import WflwBuilder
+
+    with user_errors():
+        try:
+            rb = load_rules(rules, lambda_fcis=lambda_fcis, lambda_fkis=lambda_fkis)
+            builder = WflwBuilder(source, crops=crops, rules=rules, rulebase=rb,
+                                  workers=workers, strict=strict, progress=progress)
+            summary = builder.build(output)
+        except SourceError as exc:
+            _source_errors(exc)
+    _summary(summary)
+
+
+@report_app.command("disfa-fer")
+def report_disfa_fer(
+    table: Annotated[Path, typer.Argument(help="A DISFA-FER parquet file.")],
+    figure: Annotated[Path | None, typer.Option(
+        "--figure", help="Figure path (default: <table>_validity.png beside the table).",
+        show_default=False)] = None,
+    no_figure: Annotated[bool, typer.Option("--no-figure", help="Skip the figure.")] = False,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Also write the report as JSON.", show_default=False)] = None,
+) -> None:
+    """How our measurements and labels agree with DISFA's FACS ground truth."""
+    from .._report import render_text, save_figure, validity_report
+
+    with user_errors():
+        rep = validity_report(table)
+        out.print(render_text(rep), markup=False, highlight=False)
+        if not no_figure:
+            fig = figure or table.with_name(f"{table.stem}_validity.png")
+            save_figure(rep, fig)
+            out.print(f"figure: {fig}", markup=False)
+        if json_out is not None:
+            tmp = json_out.with_name(f".{json_out.name}.tmp")
+            tmp.write_text(json.dumps(rep.to_dict(), indent=2, default=float) + "\n")
+            os.replace(tmp, json_out)
