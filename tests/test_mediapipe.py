@@ -216,12 +216,6 @@ def test_smiling_astronaut_has_raised_mouth_corners(faces):
     assert x[C["left_mouth_corner"]] > g[C["left_mouth_corner"]] + 0.5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with the rules and calibration of 2026-11-23 the astronaut's open smile (population "
-    "baseline: corners +1.0, mouth +0.46, upper_lip -0.62, eyes +0.25, nose +1.0) is labelled "
-    "surprise_medium: surprise 0.13 (surprise-5-12-26) beats happiness 0.11 (happiness-12, "
-    "held down by the open mouth and wide-ish eyes; happiness-12-25 needs upper_lip normal); "
-    "reported to the rules owner. Remove this mark when the rules label open smiles happy."))
 def test_smiling_astronaut_is_labelled_happiness(faces):
     x = measure(faces["astronaut"].landmarks, "mediapipe478", baseline="population")
     res = RuleBase.default().compile().evaluate(x)
