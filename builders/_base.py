@@ -13,7 +13,6 @@ A builder is shaped like a TFDS / Hugging Face builder:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from abc import ABC, abstractmethod
@@ -27,8 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fuzzyemo._atomic import atomic_path, write_text_atomic
 from fuzzyemo._errors import InputError
+from fuzzyemo._files import atomic_path, write_text_atomic
 from fuzzyemo._table import (
     ACTIVATION_COLUMNS,
     CODE_COLUMNS,
@@ -141,14 +140,6 @@ def resolve_source(source: str | os.PathLike | None, dirnames: Sequence[str],
         f"no {dataset.upper()} source given: pass --source DIR or set {DATA_DIR_ENV} "
         f"(to a folder holding {dirnames[0]}/)\n"
         f"  rerun with: fuzzyemo build-dataset {dataset.lower()} --source DIR -o OUT")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- writing

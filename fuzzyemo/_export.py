@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._atomic import write_text_atomic
+from ._files import write_text_atomic
 from ._membership import MembershipFunction
 from ._schema import json_schemas
 from ._version import __version__

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import write_text_atomic
 from ._errors import InputError, Problem, RuleBaseError, did_you_mean
+from ._files import write_text_atomic
 from ._landmarks import LandmarkScheme
 from ._vocab import COMPONENTS
 from ._yaml import load_yaml, position

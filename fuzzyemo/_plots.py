@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._atomic import atomic_path
 from ._errors import InputError
+from ._files import atomic_path
 from ._vocab import EMOTIONS
 
 # One colour per emotion (colour-blind-safe Okabe-Ito), reused for the label band.

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._atomic import atomic_path
 from ._errors import InputError
+from ._files import atomic_path
 from ._vocab import CLASS_NAMES, COMPONENTS, EMOTIONS, INTENSITIES
 
 # (component, AU column, expected sign of the correlation), after FACS.

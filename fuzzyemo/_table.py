@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._atomic import atomic_path
 from ._engine import InferenceResult
 from ._errors import InputError, did_you_mean
+from ._files import atomic_path
 from ._vocab import CLASS_NAMES, COMPONENTS, EMOTIONS
 
 CODE_COLUMNS = tuple(f"{c}_code" for c in COMPONENTS)

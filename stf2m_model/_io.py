@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from fuzzyemo._atomic import atomic_path, write_text_atomic
+from fuzzyemo._files import atomic_path, write_text_atomic
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:

@@ -9,7 +9,6 @@ step, sampler RNG: enough to resume bit-for-bit), ``model.pt`` (final weights),
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from fuzzyemo._errors import InputError
+from fuzzyemo._files import file_sha256
 
 from . import meta
 from ._io import atomic_write, atomic_write_text
@@ -49,14 +49,6 @@ def to_batch(data: FrameData, ep: Episodes, device: torch.device):
         return torch.as_tensor(a).to(device)
 
     return t(data.gather(ep.support)), t(ep.support_y), t(data.gather(ep.query)), t(ep.query_y)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_torch(obj: Any, path: Path) -> None:

@@ -400,7 +400,7 @@ def test_write_parquet_metadata_and_identical_bytes(video_df, media, tmp_path):
     assert "timing" not in str(meta)
     pd.testing.assert_frame_equal(back, video_df, check_dtype=False)
     assert {p.name for p in tmp_path.iterdir()} == {"a.parquet", "b.parquet"}  # no temp files
-    from fuzzyemo._atomic import default_mode as _default_mode
+    from fuzzyemo._files import default_mode as _default_mode
 
     assert a.stat().st_mode & 0o777 == _default_mode()  # not mkstemp's private 0600
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -59,6 +60,22 @@ def _summary(summary) -> None:
                   "card); first: " + str(summary.issues[0]), markup=False)
 
 
+def _build(make: Callable[[Any], Any], output: Path, rules: Path | None,
+           lambda_fcis: float | None, lambda_fkis: float | None) -> Any:
+    """Load the rules, build with ``make(rulebase)``, print the summary; return the builder."""
+    from builders._base import SourceError
+
+    with user_errors():
+        try:
+            rb = load_rules(rules, lambda_fcis=lambda_fcis, lambda_fkis=lambda_fkis)
+            builder = make(rb)
+            summary = builder.build(output)
+        except SourceError as exc:
+            _source_errors(exc)
+    _summary(summary)
+    return builder
+
+
 @build_app.command("disfa")
 def build_disfa(
     output: OutputOpt,
@@ -75,18 +92,12 @@ def build_disfa(
     progress: ProgressOpt = True,
 ) -> None:
     """DISFA -> DISFA-FER: one row per frame with emotion labels and AU ground truth."""
-    from builders._base import SourceError
     from builders.disfa import SUBJECTS, DisfaBuilder
 
-    with user_errors():
-        try:
-            rb = load_rules(rules, lambda_fcis=lambda_fcis, lambda_fkis=lambda_fkis)
-            builder = DisfaBuilder(source, from_video=from_video, rules=rules, rulebase=rb,
-                                   workers=workers, strict=strict, progress=progress)
-            summary = builder.build(output)
-        except SourceError as exc:
-            _source_errors(exc)
-    _summary(summary)
+    builder = _build(
+        lambda rb: DisfaBuilder(source, from_video=from_video, rules=rules, rulebase=rb,
+                                workers=workers, strict=strict, progress=progress),
+        output, rules, lambda_fcis, lambda_fkis)
     present = set(builder.subjects())
     absent = [s for s in SUBJECTS if s not in present]
     if absent:
@@ -110,18 +121,11 @@ def build_wflw(
     progress: ProgressOpt = True,
 ) -> None:
     """WFLW -> WFLW-FER: one row per face with emotion labels, boxes and attributes."""
-    from builders._base import SourceError
     from builders.wflw import WflwBuilder
 
-    with user_errors():
-        try:
-            rb = load_rules(rules, lambda_fcis=lambda_fcis, lambda_fkis=lambda_fkis)
-            builder = WflwBuilder(source, crops=crops, rules=rules, rulebase=rb,
-                                  workers=workers, strict=strict, progress=progress)
-            summary = builder.build(output)
-        except SourceError as exc:
-            _source_errors(exc)
-    _summary(summary)
+    _build(lambda rb: WflwBuilder(source, crops=crops, rules=rules, rulebase=rb,
+                                  workers=workers, strict=strict, progress=progress),
+           output, rules, lambda_fcis, lambda_fkis)
 
 
 @report_app.command("disfa-fer")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .._atomic import write_text_atomic
+from .._files import write_text_atomic
 from .._rulebase import RuleBase, default_rules_dir
 from .._vocab import INTENSITIES
 from ._common import err, out, user_errors

@@ -1,10 +1,10 @@
-"""Atomic file writes: a temp file in the target's directory, renamed over it on success.
-
-Readers never see half a file, and an interrupted or failed write leaves no file behind.
+"""File helpers: atomic writes (a temp file in the target's directory, renamed over it on
+success: readers never see half a file, a failed write leaves none) and content hashes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -43,3 +43,12 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
     return Path(path)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
