@@ -82,7 +82,9 @@ class Engine:
     Parameters
     ----------
     rulebase: the validated rule base (its ``options`` decide t-norm, implication, ...).
-    chunk_size: rows per chunk; memory is bounded by the chunk, not by n.
+    chunk_size: rows per chunk; working memory is bounded by the chunk (about 50 MB at
+        the default), not by n. Large chunks keep numpy's per-call overhead, which holds
+        the GIL, small next to the work, so the threads run in parallel.
     n_jobs: threads over chunks (default: the number of CPUs).
     precision: "single" (default) computes memberships and rule strengths in float32,
         "double" in float64; everything after the rule strengths is float64.
@@ -92,7 +94,7 @@ class Engine:
         self,
         rulebase: RuleBase,
         *,
-        chunk_size: int = 16384,
+        chunk_size: int = 65536,
         n_jobs: int | None = None,
         precision: str = "single",
     ) -> None:
@@ -111,6 +113,7 @@ class Engine:
         for c, comp in enumerate(rulebase.components):
             for term in comp.terms:
                 self.term_mfs[c][term.code + 1] = rulebase.component_mf(comp.name, term.code)
+        self._compile_terms()
         self.rules: tuple[Rule, ...] = rulebase.rules
         self.rule_ids = tuple(r.id for r in self.rules)
         # Antecedents as flat column indices into memberships laid out (12 * 3, m).
@@ -202,15 +205,54 @@ class Engine:
         return x
 
     def _memberships(self, xt: np.ndarray) -> np.ndarray:
-        """(12 * 3, m) memberships of clipped, NaN-free inputs; absent terms are 0."""
-        m = xt.shape[1]
-        mu = np.zeros((N_COMP * MAX_TERMS, m), dtype=self.dtype)
+        """(12 * 3, m) memberships of clipped, NaN-free inputs; absent terms are 0.
+
+        All trapezoid-shaped terms are evaluated together, as (36, m) arrays, from their
+        sides written as ``slope * (x - knot) + offset``: a vertical side gets a huge slope
+        and offset 1 (so it is 1 from its knot on, as scikit-fuzzy's), an absent term
+        the constant 0. Gaussian terms are evaluated one by one.
+        """
+        rise = self._rise_slope * (xt[self._term_component] - self._rise_knot)
+        rise += self._rise_offset
+        fall = self._fall_slope * (self._fall_knot - xt[self._term_component])
+        fall += self._fall_offset
+        mu = np.minimum(rise, fall, out=rise)
+        np.clip(mu, 0.0, 1.0, out=mu)
+        for row, c, mf in self._gauss_terms:
+            evaluate_into(mf, xt[c], mu[row], nan_safe=False)
+        return mu
+
+    def _compile_terms(self) -> None:
+        """Side parameters of every (component, slot) term for :meth:`_memberships`."""
+        n = N_COMP * MAX_TERMS
+        dt = self.dtype
+        big = dt(1e30)  # (x - knot) * big overflows nothing: |x - knot| <= 2 in float32 too
+        self._term_component = np.repeat(np.arange(N_COMP), MAX_TERMS)
+        self._rise_slope = np.zeros((n, 1), dtype=dt)
+        self._rise_knot = np.zeros((n, 1), dtype=dt)
+        self._rise_offset = np.full((n, 1), -1.0, dtype=dt)  # absent: constant -1 -> 0
+        self._fall_slope = np.zeros((n, 1), dtype=dt)
+        self._fall_knot = np.zeros((n, 1), dtype=dt)
+        self._fall_offset = np.ones((n, 1), dtype=dt)
+        self._gauss_terms = []
         for c in range(N_COMP):
             for slot, mf in enumerate(self.term_mfs[c]):
-                if mf is not None:
-                    evaluate_into(mf, xt[c], mu[c * MAX_TERMS + slot],
-                                  domain=(-1.0, 1.0), nan_safe=False)
-        return mu
+                row = c * MAX_TERMS + slot
+                if mf is None:
+                    continue
+                if mf.trapezoid is None:
+                    self._gauss_terms.append((row, c, mf))
+                    continue
+                a, b, cc, d = mf.trapezoid
+                self._rise_knot[row], self._fall_knot[row] = a, d
+                if b > a:
+                    self._rise_slope[row], self._rise_offset[row] = 1.0 / (b - a), 0.0
+                else:
+                    self._rise_slope[row], self._rise_offset[row] = big, 1.0
+                if d > cc:
+                    self._fall_slope[row], self._fall_offset[row] = 1.0 / (d - cc), 0.0
+                else:
+                    self._fall_slope[row], self._fall_offset[row] = big, 1.0
 
     def _levels(self, mu: np.ndarray, strengths: np.ndarray | None) -> np.ndarray:
         """Rule strengths folded straight into the 18 (emotion, level) maxima, (18, m).
