@@ -217,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("| rows | chunk_size | peak traced MiB | result arrays MiB | working MiB |")
         print("|---:|---:|---:|---:|---:|")
-        for n, chunk in ((100_000, 16384), (1_000_000, 16384), (1_000_000, 4096),
-                         (1_000_000, 65536)):
+        default = engine.chunk_size
+        runs = [(100_000, default), (1_000_000, default)]
+        runs += [(1_000_000, c) for c in (4096, 16384, 65536, 262144) if c != default]
+        for n, chunk in runs:
             if n > args.rows:
                 continue
             x = workload("faces", n, compiled, seed=3)

@@ -34,6 +34,7 @@ from ._vocab import (
 N_COMP = len(COMPONENTS)
 N_EMO = len(EMOTIONS)
 N_CLASSES = len(CLASS_NAMES)
+TIE = 1e-12  # scores (and activations vs min_activation) closer than this are equal
 
 
 class InferenceResult:
@@ -331,13 +332,16 @@ class Engine:
             else:
                 ecc[e, active] = ecc_e
                 scores[3 * e:3 * e + 3, active] = part
-        # Running argmax over the 18 rows; strict '>' keeps the lowest index on ties.
-        best = scores[0].copy()
-        cls = np.zeros(m, dtype=np.int16)
-        for g in range(1, N_CLASSES):
-            cls[scores[g] > best] = g
-            np.maximum(best, scores[g], out=best)
-        cls[act.max(axis=0) < self.options.min_activation] = NEUTRAL_INDEX
+        # SPEC 7: the largest score, ties to the lower class index. Scores within TIE of the
+        # maximum count as tied: equal scores computed along different paths (e.g. two
+        # emotions whose rules fire equally) differ by rounding only (~1e-16).
+        best = scores.max(axis=0)
+        best -= TIE
+        cls = np.empty(m, dtype=np.int16)
+        for g in range(N_CLASSES - 1, -1, -1):  # descending: the lowest tied index wins
+            cls[scores[g] >= best] = g
+        # A strongest activation equal to min_activation up to rounding is not "below" it.
+        cls[act.max(axis=0) < self.options.min_activation - TIE] = NEUTRAL_INDEX
         cls[unknown] = UNKNOWN_INDEX
         out.class_index[rows] = cls
         out._codes[:, rows] = self._codes(mu)

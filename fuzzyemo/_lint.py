@@ -5,6 +5,9 @@ Findings (level: code):
 - warning: ``duplicate``   two rules with the same antecedent and the same consequent
 - error: ``never-fires``   a condition's term has zero membership on all of [-1, 1]
 - warning: ``unreachable`` a class that no crisp coding and no sampled measurement labels
+- warning: ``gap``         an emotion's intensity functions leave part of U = [0, 1] with
+                           zero membership: an eccentricity there scores 0 on all 18
+                           classes, and SPEC's tie rule then labels the row happiness_low
 - info: ``shadowed``       at a rule's own prototype (its conditions at their codes, other
                            components neutral) another class wins; often intended (the
                            rule contributes to blends), sometimes a sign of a missing rule
@@ -94,6 +97,19 @@ def lint(rulebase: RuleBase, samples: int = 200_000, seed: int = 0) -> LintRepor
             findings.append(Finding("error", "never-fires",
                                     f"rule {r.id!r} can never fire: {', '.join(dead)} has zero "
                                     "membership everywhere on [-1, 1]", r.location))
+
+    u = np.linspace(0.0, 1.0, 10001)
+    for e in rulebase.emotions:
+        covered = np.max([rulebase.intensity_mf(e.name, k)(u) for k in INTENSITIES], axis=0) > 0
+        if not covered.all():
+            # Report each maximal run of uncovered points as an interval.
+            edges = np.flatnonzero(np.diff(np.r_[0, (~covered).astype(int), 0]))
+            spans = ", ".join(f"[{u[a]:.3f}, {u[b - 1]:.3f}]" for a, b in zip(edges[::2], edges[1::2],
+                                                                            strict=True))
+            findings.append(Finding(
+                "warning", "gap",
+                f"{e.name}'s intensity functions (lambda2={e.lambda_:g}) leave {spans} of U "
+                "uncovered: an eccentricity there scores 0 on every class", e.path))
 
     engine = rulebase.compile()
     rng = np.random.default_rng(seed)

@@ -202,3 +202,13 @@ def test_rules_export_json(tmp_path):
 def test_version():
     result = run("--version")
     assert result.exit_code == 0 and result.output.startswith("fuzzyemo ")
+
+
+def test_rules_check_intensity_gap(rules_copy):
+    # lambda2 = 0.2 halves anger's slopes: its intensity functions no longer cover U.
+    path = rules_copy / "fkis" / "anger.yaml"
+    path.write_text(path.read_text().replace("\nlambda: 0.4", "\nlambda: 0.2", 1))
+    result = run("rules", "check", rules_copy)
+    assert result.exit_code == 0, result.output  # a warning ...
+    assert "[gap]" in result.output and "anger's intensity functions" in result.output
+    assert run("rules", "check", rules_copy, "--strict").exit_code == 1  # ... fails --strict

@@ -251,12 +251,12 @@ def _compare(rb: RuleBase, x: np.ndarray, *, precision: str = "default",
                             f"{ours[r, c]!r} peer {theirs[r, c]!r}; x = {x[r].tolist()}")
 
     first_bad("activations", res.activations, peer["activations"], tol_act)
-    # NaN-ness of eps follows each side's own a_e. Where one side's a_e is within the
-    # activation tolerance of 0 and the other's is 0 (an input 1 ulp inside a support gives
-    # a_e ~ 1e-16; float32 or the JSON's 12-digit parameters can round it to 0), or where
-    # the grid centroid drops a set of area <= 1e-15 (pinned by test_engine_properties.py::
-    # test_tiny_activation_has_a_centroid), the NaN patterns may differ; values are still
-    # compared wherever both are defined.
+    # NaN-ness of eps follows each side's own a_e (NaN exactly where a_e = 0; pinned for
+    # tiny a_e by test_engine_properties.py::test_tiny_activation_has_a_centroid). Where
+    # one side's a_e is within the activation tolerance of 0 and the other's is 0 (an input
+    # 1 ulp inside a support gives a_e ~ 1e-16; float32, or the JSON's 12-digit parameters,
+    # can round it to 0), the NaN patterns may differ; values are compared wherever both
+    # are defined.
     act = np.nan_to_num(peer["activations"])
     act_e = np.nan_to_num(res.activations)
     lo, hi = np.minimum(act, act_e), np.maximum(act, act_e)
