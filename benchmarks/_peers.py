@@ -5,9 +5,12 @@ used, so their eccentricities are an independent check of ours:
 
 - scikit-fuzzy's control API (``skfuzzy.control``: Antecedent / Consequent / Rule /
   ControlSystemSimulation), in its array mode;
-- pyfuzzylite 7 (``import fuzzylite as fl``), built through its Python API, one
+- pyfuzzylite (``import fuzzylite as fl``), built through its Python API, one
   OutputVariable per emotion, Minimum/Maximum/Centroid. Version 7 is scalar-only: one
-  ``process()`` per row.
+  ``process()`` per row. Version 8 is vectorised (``engine.input_values = X``, one
+  ``process()`` per batch) but requires numpy < 2, so it runs in its own interpreter:
+  ``python benchmarks/_peers.py fuzzylite8 COMPILED.json X.npy OUT.npz SECONDS`` (called by
+  ``benchmarks/engine.py --fuzzylite8-python``).
 
 Measurements are clipped to [-1, 1] before they reach a peer (SPEC section 1); NaN rows are
 not sent (SPEC: unknown).
@@ -153,6 +156,10 @@ class FuzzyLitePeer:
 
         eng = compiled["engine"]
         self.fl = fl
+        # Version 8 evaluates a whole array per process(); 7 takes one row at a time.
+        self.vectorised = int(str(fl.__version__).split(".")[0]) >= 8
+        if self.vectorised:
+            self.name = f"pyfuzzylite {fl.__version__} (vectorised)"
         self.engine = fl.Engine(name="fuzzyemo_peer")
         for comp in compiled["components"]:
             var = fl.InputVariable(name=comp["name"], minimum=-1.0, maximum=1.0,
@@ -194,6 +201,14 @@ class FuzzyLitePeer:
 
     def eccentricity(self, x: np.ndarray) -> np.ndarray:
         x = np.clip(np.asarray(x, dtype=float), -1.0, 1.0)
+        if self.vectorised:
+            # Its centroid holds (rows, resolution) arrays per term: batches bound memory.
+            parts = []
+            for start in range(0, len(x), 2000):
+                self.engine.input_values = x[start:start + 2000]
+                self.engine.process()
+                parts.append(np.asarray(self.engine.output_values, dtype=float))
+            return np.concatenate(parts) if parts else np.empty((0, len(self.emotion_names)))
         inputs = self.engine.input_variables
         outputs = self.engine.output_variables
         out = np.empty((len(x), len(outputs)))
@@ -203,3 +218,43 @@ class FuzzyLitePeer:
             self.engine.process()
             out[r] = [v.value for v in outputs]
         return out
+
+
+# ============================================================================ subprocess
+def _fuzzylite_subprocess(compiled_json: str, x_npy: str, out_npz: str,
+                          target_s: float) -> None:
+    """Time the pyfuzzylite peer in this interpreter (used for pyfuzzylite 8, numpy < 2).
+
+    Evaluates growing prefixes of X until about ``target_s`` seconds were spent in one
+    call (after a warm-up), and saves the rows, the seconds and the eccentricities.
+    """
+    import json
+    import time
+    from pathlib import Path
+
+    import fuzzylite as fl
+
+    compiled = json.loads(Path(compiled_json).read_text(encoding="utf-8"))
+    x = np.load(x_npy)
+    t = time.perf_counter()
+    peer = FuzzyLitePeer(compiled)
+    build_s = time.perf_counter() - t
+    peer.eccentricity(x[:10])  # warm-up
+    n = 200
+    while True:
+        t = time.perf_counter()
+        ecc = peer.eccentricity(x[:n])
+        secs = time.perf_counter() - t
+        if secs >= target_s or n >= len(x):
+            break
+        n = min(len(x), max(n + 1, int(n * min(target_s / max(secs, 1e-3), 10) * 1.1)))
+    np.savez(out_npz, rows=n, seconds=secs, build_seconds=build_s, eccentricity=ecc,
+             version=str(fl.__version__), numpy=np.__version__)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 6 or sys.argv[1] != "fuzzylite8":
+        raise SystemExit("usage: python _peers.py fuzzylite8 COMPILED.json X.npy OUT.npz SECONDS")
+    _fuzzylite_subprocess(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))

@@ -3,6 +3,10 @@
     python benchmarks/engine.py                 # 1,000,000 rows, peers ~15 s each
     python benchmarks/engine.py --rows 200000 --peer-seconds 5 --repeat 1   # quicker
 
+    # pyfuzzylite 8 (vectorised) needs numpy < 2, so it gets its own interpreter:
+    python -m venv /tmp/fl8 && /tmp/fl8/bin/pip install "pyfuzzylite==8.0.6" "numpy<2"
+    python benchmarks/engine.py --fuzzylite8-python /tmp/fl8/bin/python
+
 What it measures, all on the shipped rule base and in one run:
 
 1. ``Engine.evaluate`` (the full pipeline: clip, memberships, rules, centroid, scores,
@@ -16,7 +20,9 @@ What it measures, all on the shipped rule base and in one run:
 2. The peers on a sample of the same rows, sized so each takes about ``--peer-seconds``:
    scikit-fuzzy's control API (per row: its array mode drops an output for the whole
    array as soon as one row leaves that emotion unactivated) and pyfuzzylite 7 (scalar
-   API, one ``process()`` per row). Their eccentricities are compared with ours.
+   API, one ``process()`` per row); with ``--fuzzylite8-python``, also pyfuzzylite 8's
+   vectorised engine (whole arrays per ``process()``) in that interpreter, timed there
+   on the same rows in the same run. Their eccentricities are compared with ours.
 3. Peak memory of ``evaluate`` (tracemalloc) at several n and chunk sizes: the working
    memory beyond the result arrays is bounded by the chunk, not by n.
 """
@@ -24,10 +30,13 @@ What it measures, all on the shipped rule base and in one run:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -121,6 +130,36 @@ def compare(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, int]:
     return diff, int((np.isnan(ours) != np.isnan(theirs)).sum())
 
 
+def fuzzylite8_peer(python: str, compiled: dict[str, Any], rb: RuleBase,
+                    target_s: float) -> list[tuple[str, str, int, float]]:
+    """Time pyfuzzylite 8's vectorised engine in ``python`` (numpy < 2) on shared rows."""
+    # More rows than the scalar peers: a vectorised engine gets through many in target_s.
+    sample = workload("faces", 200_000, compiled, seed=1)
+    sample[1::2] = workload("uniform", 100_000, compiled, seed=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [os.path.join(tmp, f) for f in ("compiled.json", "x.npy", "out.npz")]
+        Path(paths[0]).write_text(json.dumps(compiled), encoding="utf-8")
+        np.save(paths[1], sample)
+        script = str(Path(__file__).resolve().parent / "_peers.py")
+        done = subprocess.run([python, script, "fuzzylite8", *paths, str(target_s)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"pyfuzzylite 8 peer failed: {done.stderr.strip().splitlines()[-1:]}")
+            return []
+        with np.load(paths[2]) as out:
+            n, secs = int(out["rows"]), float(out["seconds"])
+            ecc, version, np_version = out["eccentricity"], str(out["version"]), str(out["numpy"])
+            build_s = float(out["build_seconds"])
+    ours = rb.compile(precision="double").evaluate(sample[:n]).eccentricity
+    diff, nan_mismatch = compare(ours, ecc)
+    name = f"pyfuzzylite {version} vectorised"
+    print(f"{name} (numpy {np_version}, own interpreter): build {build_s:.1f} s; {n} rows "
+          f"in one call of {secs:.2f} s; eccentricity vs fuzzyemo (double): max |diff| "
+          f"{diff:.2e} over {int((~np.isnan(ecc)).sum())} defined values, NaN-pattern "
+          f"mismatches {nan_mismatch}")
+    return [(name, "faces+uniform", n, secs)]
+
+
 # ============================================================================ memory
 def peak_memory(rb: RuleBase, x: np.ndarray, chunk_size: int) -> tuple[float, float]:
     """(peak traced MiB during evaluate, MiB of the result arrays)."""
@@ -144,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-seconds", type=float, default=15.0)
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--fuzzylite8-python", metavar="PYTHON",
+                    help="an interpreter with pyfuzzylite 8 (numpy < 2) for the vectorised peer")
     args = ap.parse_args(argv)
 
     info = machine()
@@ -202,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"defined values, NaN-pattern mismatches {nan_mismatch}; vs the default "
                   f"engine: {diff_default:.2e}")
             table.append((peer.name, "faces+uniform", n, secs))
+        if args.fuzzylite8_python:
+            table.extend(fuzzylite8_peer(args.fuzzylite8_python, compiled, rb,
+                                         args.peer_seconds))
 
     base = table[0][2] / table[0][3]
     print()

@@ -2,8 +2,13 @@
 
 The rule engine implements the FCIS/FKIS fuzzy systems of ST-F2M (see SPEC.md and
 docs/semantics.md). Importing fuzzyemo and running inference needs only numpy/scipy;
-video, training and plotting live behind extras.
+video, training and plotting live behind extras. The annotation API (``annotate``,
+``write_annotations``, ``read_annotations``, ``plot_timeline``, ``write_overlay``,
+``OneEuro``) is imported on first use, so ``import fuzzyemo`` stays light.
 """
+
+from importlib import import_module
+from typing import Any
 
 from ._engine import Engine, InferenceResult
 from ._errors import InputError, Problem, RuleBaseError
@@ -34,6 +39,30 @@ from ._vocab import (
     class_name,
 )
 
+# Public name -> (private module, attribute), imported on first access (PEP 562).
+_LAZY = {
+    "annotate": ("._annotate", "annotate"),
+    "write_annotations": ("._annotate", "write_table"),
+    "read_annotations": ("._annotate", "read_annotations"),
+    "plot_timeline": ("._plots", "plot_timeline"),
+    "write_overlay": ("._plots", "write_overlay"),
+    "OneEuro": ("._smoothing", "OneEuro"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(import_module(module, __name__), attr)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'fuzzyemo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "Baseline",
     "Calibration",
@@ -52,19 +81,25 @@ __all__ = [
     "InferenceResult",
     "InputError",
     "MembershipFunction",
+    "OneEuro",
     "Problem",
     "Rule",
     "RuleBase",
     "RuleBaseError",
     "Term",
     "__version__",
+    "annotate",
     "class_index",
     "class_name",
     "default_rules_dir",
     "json_schema_files",
     "measure",
     "parse_coding",
+    "plot_timeline",
     "raw_features",
+    "read_annotations",
     "to_fll",
     "to_json",
+    "write_annotations",
+    "write_overlay",
 ]

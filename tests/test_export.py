@@ -353,3 +353,29 @@ def test_schema_files_written_and_docs_up_to_date(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a directory"):
         json_schema_files(tmp_path / "file")
 
+
+
+def test_docs_pyfuzzylite_example_runs_and_agrees(fl, rb: RuleBase, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/exports.md's two snippets (pyfuzzylite on the FLL, then fuzzyemo) print the same line."""
+    import contextlib
+    import io
+    import re
+
+    doc = (REPO / "docs" / "exports.md").read_text(encoding="utf-8")
+    section = doc[doc.index("### Running it in pyfuzzylite"):]
+    section = section[:section.index("\n## ")]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 2
+    (tmp_path / "fuzzyemo.fll").write_text(to_fll(rb), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    printed = []
+    for block in blocks:  # the second snippet reuses the first one's `face`
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            exec(compile(block, "docs/exports.md", "exec"), namespace)  # noqa: S102
+        printed.append(buf.getvalue().strip())
+    match = re.search(r"This prints `([^`]+)`", section)
+    assert match is not None
+    assert printed == [match.group(1)] * 2

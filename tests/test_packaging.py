@@ -45,3 +45,24 @@ def test_rules_load_from_unpacked_wheel(wheel, tmp_path):
     from fuzzyemo import RuleBase
 
     assert sha == RuleBase.load(ROOT / "rules").sha256  # same bytes as the checkout's rules/
+
+
+def test_import_and_inference_stay_light() -> None:
+    """`import fuzzyemo`, rule inference and geometry load none of the heavy optional parts;
+    the annotation API is public but imported on first use."""
+    heavy = ["mediapipe", "cv2", "torch", "matplotlib", "pandas", "pyarrow", "skfuzzy",
+             "typer", "rich", "PIL"]
+    code = (
+        "import sys, numpy as np, fuzzyemo\n"
+        "fuzzyemo.RuleBase.default().compile().evaluate(np.zeros((3, 12)))\n"
+        "fuzzyemo.measure(np.random.default_rng(0).random((2, 68, 2)) * 100, 'ibug68')\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))\n"
+        "assert 'annotate' in fuzzyemo.__all__ and 'annotate' in dir(fuzzyemo)\n"
+        "from fuzzyemo import annotate, write_annotations\n"
+        "print(annotate.__module__, write_annotations.__name__)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    loaded, names = res.stdout.splitlines()
+    assert loaded == "[]"
+    assert names == "fuzzyemo._annotate write_table"

@@ -189,3 +189,35 @@ def test_weak_expressions_keep_their_emotion(rb, engine):
     off = [f"{r.id}: {lab}" for r, lab in zip(rules, labels, strict=True)
            if not lab.startswith(r.emotion + "_")]
     assert not off, "\n".join(off)
+
+
+def test_lambda_facts_stated_in_rules_md(rb):
+    """docs/rules.md section 2: the lambda table and where Table II codings keep their class."""
+    x = np.array([parse_coding(c) for _, c, _ in TABLE_II], dtype=float)
+    want = [cls for _, _, cls in TABLE_II]
+
+    def moved(l1: float, l2: float) -> dict[str, str]:
+        labels = rb.with_options(lambda_fcis=l1, lambda_fkis=l2).compile().evaluate(x).labels
+        return {row: lab for (row, _, _), lab, w in zip(TABLE_II, labels, want, strict=True)
+                if lab != w}
+
+    for l1 in (0.2, 0.3, 0.4, 0.5):
+        for l2 in (0.2, 0.4, 0.6, 0.8):
+            assert moved(l1, l2) == {}, (l1, l2)
+    assert moved(0.6, 0.4) == {"Angry-Low": "anger_medium"}
+    assert moved(0.6, 0.2) == {"Angry-Low": "disgust_high"}
+    assert moved(0.7, 0.4) == {"Angry-Low": "anger_medium", "Surprise-Low": "surprise_medium"}
+    assert set(moved(0.7, 0.2)) == {"Angry-Low", "Disgust-Medium", "Sad-Medium", "Surprise-Low"}
+    # The table: params of left_eyebrow's normal / raised and anger's medium at three lambdas.
+    table = {0.2: ([-0.325, -0.15, 0.15, 0.325], [0.375, 0.6, 1, 1], [0.245, 0.39, 0.535], 0.0),
+             0.4: ([-0.5, -0.15, 0.15, 0.5], [0.15, 0.6, 1, 1], [0.1, 0.39, 0.68], 0.345),
+             0.8: ([-0.85, -0.15, 0.15, 0.85], [-0.3, 0.6, 1, 1], [-0.19, 0.39, 0.97], 0.672)}
+    for lam, (normal, raised, medium, nu) in table.items():
+        d = rb.with_options(lambda_fcis=lam, lambda_fkis=lam).to_dict()
+        terms = {t["name"]: t["params"] for t in d["components"][0]["terms"]}
+        anger = next(e for e in d["emotions"] if e["name"] == "anger")
+        inten = {t["name"]: t["params"] for t in anger["intensity"]}
+        assert terms["normal"] == pytest.approx(normal) and terms["raised"] == pytest.approx(raised)
+        assert inten["medium"] == pytest.approx(medium)
+        mf = rb.with_options(lambda_fkis=lam).intensity_mf("anger", "medium")
+        assert float(mf(0.2)) == pytest.approx(nu, abs=5e-4)
