@@ -131,6 +131,14 @@ class Engine:
         o = self.options
         if o.resolution == "exact" and o.implication == "min":
             self.defuzzify = ExactCentroid(self.intensity_mfs)
+            # The tables are exact up to O(h^2) for piecewise-linear functions only: a
+            # Gaussian's level-set width sigma sqrt(-2 ln t) is singular at t = 0 and its
+            # tables miss SPEC's 1e-4 at low levels, so an emotion with a Gaussian
+            # intensity function uses the 10,001-point grid instead.
+            gauss = [any(mf.trapezoid is None for mf in mfs) for mfs in self.intensity_mfs]
+            if any(gauss):
+                exact, grid = self.defuzzify, GridCentroid(self.intensity_mfs, 10001, "min")
+                self.defuzzify = lambda e, levels: (grid if gauss[e] else exact)(e, levels)
         else:
             points = 10001 if o.resolution == "exact" else int(o.resolution)
             self.defuzzify = GridCentroid(self.intensity_mfs, points, o.implication)

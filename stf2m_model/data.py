@@ -71,7 +71,7 @@ class Corruption:
 
     occlusion: in a fraction ``level`` of frames one random facial region is hidden (its
     node features zeroed, its components missing so the fuzzy systems see it as unknown);
-    noise: Gaussian noise of ``level`` x (landmark spread) on landmarks and ``level`` x 0.5
+    noise: Gaussian noise of ``level`` x 0.1 x (landmark spread) on landmarks and ``level`` x 0.5
     on the components; speed: every view is resampled at a random speed in
     [1 - level, 1 + level] (faster views are shorter, slower ones repeat frames).
     """

@@ -84,7 +84,7 @@ def build_disfa(
     strict: StrictOpt = False,
     from_video: Annotated[bool, typer.Option(
         "--from-video", help="Landmark the left-camera videos with MediaPipe instead of "
-                             "using the shipped .mat landmarks (needs the [video] extra).")]
+                             "using the shipped .mat landmarks (needs the \\[video] extra).")]
     = False,
     rules: RulesOpt = None,
     lambda_fcis: LambdaFcisOpt = None,

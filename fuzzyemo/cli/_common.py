@@ -14,7 +14,7 @@ from rich.console import Console
 from .._errors import InputError, RuleBaseError
 from .._rulebase import RuleBase
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)  # paths may hold [ ]
 out = Console(highlight=False, soft_wrap=True)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .._files import write_text_atomic
@@ -66,7 +67,7 @@ def show(
         rb = RuleBase.load(directory)
         if emotion is not None and emotion not in [e.name for e in rb.emotions]:
             raise ValueError(f"unknown emotion {emotion!r}")
-    out.print(f"[bold]rule base[/bold] {rb.source}  sha256 {rb.sha256[:16]}  "
+    out.print(f"[bold]rule base[/bold] {escape(str(rb.source))}  sha256 {rb.sha256[:16]}  "
               f"lambda1={rb.lambda_fcis:g} lambda2={rb.lambda_fkis}  engine: "
               + ", ".join(f"{k}={v}" for k, v in rb.options.__dict__.items()))
     if emotion is None:
