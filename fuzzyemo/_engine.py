@@ -83,9 +83,10 @@ class Engine:
     Parameters
     ----------
     rulebase: the validated rule base (its ``options`` decide t-norm, implication, ...).
-    chunk_size: rows per chunk; working memory is bounded by the chunk (about 50 MB at
-        the default), not by n. Large chunks keep numpy's per-call overhead, which holds
-        the GIL, small next to the work, so the threads run in parallel.
+    chunk_size: rows per chunk; working memory is bounded by the chunk (about 32 MB per
+        thread at the default, single precision), not by n. Large chunks keep numpy's
+        per-call overhead, which holds the GIL, small next to the work, so the threads
+        run in parallel.
     n_jobs: threads over chunks (default: the number of CPUs).
     precision: "single" (default) computes memberships and rule strengths in float32,
         "double" in float64; everything after the rule strengths is float64.
