@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fuzzyemo._errors import InputError
-from fuzzyemo._files import atomic_path, write_text_atomic
+from fuzzyemo._files import atomic_path, save_png, write_text_atomic
 from fuzzyemo._table import (
     ACTIVATION_COLUMNS,
     CODE_COLUMNS,
@@ -202,9 +202,7 @@ def class_balance_plot(counts: pd.DataFrame, path: Path, title: str) -> bool:
     ax.legend(fontsize=8)
     fig.tight_layout()
     try:
-        with atomic_path(path, ".png") as tmp:
-            # No Software/date metadata: the PNG is as reproducible as the parquet.
-            fig.savefig(tmp, format="png", metadata={"Software": None})
+        save_png(fig, path)  # reproducible bytes, like the parquet
     finally:
         plt.close(fig)
     return True

@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fuzzyemo._errors import InputError
+from fuzzyemo._files import atomic_path
 from fuzzyemo._table import results_frame
 from fuzzyemo._vocab import COMPONENTS
 
@@ -188,9 +189,8 @@ def crop_image(task: tuple[str, str, list[tuple[str, list[float]]], int]) -> lis
     for out, coeffs in faces:
         crop = rgb.transform((size, size), Image.Transform.AFFINE, data=tuple(coeffs),
                              resample=Image.Resampling.BILINEAR)
-        tmp = f"{out}.tmp"
-        crop.save(tmp, format="PNG")
-        os.replace(tmp, out)
+        with atomic_path(out, ".png") as tmp:
+            crop.save(tmp, format="PNG")
     return []
 
 

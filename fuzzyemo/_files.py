@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ._errors import InputError
 
@@ -42,6 +43,14 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write UTF-8 text (LF line ends) atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
+    return Path(path)
+
+
+def save_png(fig: Any, path: str | os.PathLike, dpi: float | None = None) -> Path:
+    """Save a matplotlib figure as PNG atomically. Without the 'Software' text chunk (and
+    matplotlib writes no date into PNGs) the same figure gives the same bytes."""
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
     return Path(path)
 
 

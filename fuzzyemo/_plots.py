@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InputError
-from ._files import atomic_path
+from ._files import atomic_path, save_png
 from ._vocab import EMOTIONS
 
 # One colour per emotion (colour-blind-safe Okabe-Ito), reused for the label band.
@@ -120,9 +120,7 @@ def plot_timeline(df: pd.DataFrame, path: str | os.PathLike, source: str | None 
         fig.suptitle(title or f"{Path(source).name} (face {face_id}): activation and "
                               "intensity per emotion", fontsize=11)
         fig.tight_layout()
-        with atomic_path(path, ".png") as tmp:
-            # No timestamped metadata: the same table gives the same PNG bytes.
-            fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
+        save_png(fig, path, dpi=dpi)  # the same table gives the same PNG bytes
     finally:
         plt.close(fig)
     return Path(path)

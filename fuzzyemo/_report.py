@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InputError
-from ._files import atomic_path
+from ._files import save_png
 from ._vocab import CLASS_NAMES, COMPONENTS, EMOTIONS, INTENSITIES
 
 # (component, AU column, expected sign of the correlation), after FACS.
@@ -267,8 +267,7 @@ def save_figure(rep: ValidityReport, path: str | os.PathLike) -> Path:
     ax2.set_title(f"labels vs prototypes (agreement {_fmt(rep.agreement, True)})")
     fig.tight_layout()
     try:
-        with atomic_path(out, ".png") as tmp:
-            fig.savefig(tmp, format="png", metadata={"Software": None})
+        save_png(fig, out)
     finally:
         plt.close(fig)
     return out

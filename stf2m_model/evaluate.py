@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from fuzzyemo._files import save_png
 from fuzzyemo._vocab import CLASS_NAMES, EMOTIONS
 
-from ._io import atomic_write, atomic_write_text
+from ._io import atomic_write_text
 from .config import Config
 from .data import Corruption, EpisodeSampler, FrameData, read_parquet
 from .meta import params_of, predict
@@ -127,7 +128,8 @@ def plot_confusion(conf: np.ndarray, names: list[str], title: str, path: Path) -
                         color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_png(fig, path, dpi=120)
     plt.close(fig)
     return True
 

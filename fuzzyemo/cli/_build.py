@@ -10,7 +10,6 @@ Register in fuzzyemo/cli/__init__.py with::
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from .._errors import InputError
+from .._files import write_text_atomic
 from ._common import LambdaFcisOpt, LambdaFkisOpt, RulesOpt, err, load_rules, out, user_errors
 
 build_app = typer.Typer(
@@ -149,6 +149,4 @@ def report_disfa_fer(
             save_figure(rep, fig)
             out.print(f"figure: {fig}", markup=False)
         if json_out is not None:
-            tmp = json_out.with_name(f".{json_out.name}.tmp")
-            tmp.write_text(json.dumps(rep.to_dict(), indent=2, default=float) + "\n")
-            os.replace(tmp, json_out)
+            write_text_atomic(json_out, json.dumps(rep.to_dict(), indent=2, default=float) + "\n")
