@@ -7,7 +7,8 @@
     python -m venv /tmp/fl8 && /tmp/fl8/bin/pip install "pyfuzzylite==8.0.6" "numpy<2"
     python benchmarks/engine.py --fuzzylite8-python /tmp/fl8/bin/python
 
-What it measures, all on the shipped rule base and in one run:
+What it measures, all on one rule base (``--rules NAME|PATH``, default the shipped ``paper``
+profile, 177 rules, so numbers stay comparable across releases) and in one run:
 
 1. ``Engine.evaluate`` (the full pipeline: clip, memberships, rules, centroid, scores,
    labels) on N rows of two workloads:
@@ -91,11 +92,38 @@ def workload(kind: str, n: int, compiled: dict[str, Any], seed: int = 0) -> np.n
     named = np.zeros((len(rules), 12), dtype=bool)
     for i, r in enumerate(rules):
         for c, v in r["when"].items():
+            if isinstance(v, list):  # hedged or repeated conditions (SPEC section 4, rev. 2)
+                v = next((o["code"] for o in v if o["code"] is not None), 0)
             antecedents[i, names.index(c)] = v
             named[i, names.index(c)] = True
     pick = rng.integers(0, len(rules), n)
     centred = antecedents[pick] + rng.normal(0.0, 0.25, (n, 12))
     return np.where(named[pick], centred, x)
+
+
+HEDGE_CHAINS = [(), ("very",), ("somewhat",), ("extremely",), ("seldom",)]
+
+
+def hedged_variant(rb: RuleBase) -> RuleBase:
+    """The rule base with hedges everywhere (a stress test of the hedged rows): condition j
+    of rule i gets HEDGE_CHAINS[(i + j) % 5], and every third rule repeats its first
+    condition as 'not very <term>' (a component named twice)."""
+    from dataclasses import replace
+
+    i = 0
+    emotions = []
+    for emo in rb.emotions:
+        rules = []
+        for r in emo.rules:
+            conds = [(c, v, HEDGE_CHAINS[(i + j) % len(HEDGE_CHAINS)])
+                     for j, (c, v) in enumerate(r.conditions)]
+            if i % 3 == 0:
+                conds.insert(1, (conds[0][0], conds[0][1], ("not", "very")))
+            rules.append(replace(r, conditions=tuple((c, v) for c, v, _ in conds),
+                                 hedges=tuple(h for _, _, h in conds)))
+            i += 1
+        emotions.append(replace(emo, rules=tuple(rules)))
+    return replace(rb, emotions=tuple(emotions))
 
 
 def time_engine(engine: Any, x: np.ndarray, repeat: int) -> list[float]:
@@ -183,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-seconds", type=float, default=15.0)
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--rules", default="paper", metavar="NAME|PATH",
+                    help="a shipped rule profile or a rule directory (default: paper)")
+    ap.add_argument("--hedges", action="store_true",
+                    help="time a hedged variant of the rule base: every condition hedged in "
+                         "turn (very, somewhat, extremely, seldom, none), every third rule "
+                         "with a second condition on its first component")
     ap.add_argument("--fuzzylite8-python", metavar="PYTHON",
                     help="an interpreter with pyfuzzylite 8 (numpy < 2) for the vectorised peer")
     args = ap.parse_args(argv)
@@ -192,13 +226,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"command: python benchmarks/engine.py {' '.join(sys.argv[1:])}".rstrip())
     # The machine may be shared: the load average says whether others competed for it.
     print("load average (1, 5, 15 min) at start: " + _load())
-    rb = RuleBase.default()
+    rb = RuleBase.load(args.rules)
+    if args.hedges:
+        rb = hedged_variant(rb)
     compiled = rb.to_dict()
+    hedged = any(r.hedged for r in rb.rules)
+    if hedged and not args.no_peers:
+        print("peers skipped: they are built from plain {component: code} rules, and this "
+              "rule base has hedges (pyfuzzylite evaluates hedged FLL: tests/test_export.py)")
+        args.no_peers = True
     n_rules = sum(len(e["rules"]) for e in compiled["emotions"])
     t = time.perf_counter()
     engine = rb.compile()
     compile_s = time.perf_counter() - t
-    print(f"rule base: {n_rules} rules; compile {compile_s * 1000:.0f} ms; "
+    hedged_rows = len(engine.hedged_rows)
+    print(f"rule base: {rb.profile or rb.source}{' (hedged variant)' if args.hedges else ''}, "
+          f"{n_rules} rules, {hedged_rows} hedged membership rows; compile {compile_s * 1000:.0f} ms; "
           f"chunk_size {engine.chunk_size}, n_jobs {engine.n_jobs}"
           + (f", precision {getattr(engine, 'dtype', np.float64)}" if hasattr(engine, "dtype")
              else ""))

@@ -287,10 +287,12 @@ class DatasetBuilder(ABC):
                  workers: int | None = None, strict: bool = False, progress: bool = False,
                  plot: bool = True):
         from fuzzyemo import RuleBase
+        from fuzzyemo._rulebase import resolve_rules
 
         self.source = resolve_source(source, self.source_dirnames, self.name)
-        self.rules_dir = rules
         self.rulebase = rulebase if rulebase is not None else RuleBase.load(rules)
+        # A profile name means its directory: a calibration.yaml or landmarks/ there wins.
+        self.rules_dir = None if rules is None else resolve_rules(rules)[0]
         self.workers = max(1, int(workers)) if workers else (os.cpu_count() or 1)
         self.strict = strict
         self.progress = progress
@@ -385,7 +387,8 @@ class DatasetBuilder(ABC):
             "",
             f"- builder: `{info.name}` version {info.version}, fuzzyemo "
             f"{meta['fuzzyemo_version']}",
-            f"- rule base sha256: `{meta['rules_sha256']}`",
+            f"- rule base sha256: `{meta['rules_sha256']}`"
+            + (f" (profile `{meta['rules_profile']}`)" if meta.get("rules_profile") else ""),
             f"- lambda1 (FCIS) = {meta['lambda_fcis']}, lambda2 (FKIS) = {meta['lambda_fkis']}",
             f"- engine: {json.dumps(meta['engine'], sort_keys=True)}",
             f"- command: `{meta['command']}`",

@@ -13,11 +13,12 @@ from typing import Any
 from ._engine import Engine, InferenceResult
 from ._errors import InputError, Problem, RuleBaseError
 from ._export import json_schema_files, to_fll, to_json
-from ._geometry import Baseline, Calibration, measure, raw_features
+from ._geometry import Baseline, Calibration, NeutralWarning, measure, raw_features
 from ._landmarks import LandmarkScheme
 from ._membership import MembershipFunction
 from ._rulebase import (
     Component,
+    Condition,
     EmotionRules,
     EngineOptions,
     Rule,
@@ -25,6 +26,8 @@ from ._rulebase import (
     Term,
     default_rules_dir,
     parse_coding,
+    profile_dir,
+    profiles,
 )
 from ._version import __version__
 from ._vocab import (
@@ -43,6 +46,7 @@ from ._vocab import (
 _LAZY = {
     "annotate": ("._annotate", "annotate"),
     "write_annotations": ("._annotate", "write_table"),
+    "relabel": ("._annotate", "relabel"),
     "read_annotations": ("._annotate", "read_annotations"),
     "plot_timeline": ("._plots", "plot_timeline"),
     "write_overlay": ("._plots", "write_overlay"),
@@ -75,12 +79,14 @@ __all__ = [
     "NEUTRAL_INDEX",
     "UNKNOWN_INDEX",
     "Component",
+    "Condition",
     "EmotionRules",
     "Engine",
     "EngineOptions",
     "InferenceResult",
     "InputError",
     "MembershipFunction",
+    "NeutralWarning",
     "OneEuro",
     "Problem",
     "Rule",
@@ -96,8 +102,11 @@ __all__ = [
     "measure",
     "parse_coding",
     "plot_timeline",
+    "profile_dir",
+    "profiles",
     "raw_features",
     "read_annotations",
+    "relabel",
     "to_fll",
     "to_json",
     "write_annotations",

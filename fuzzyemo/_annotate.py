@@ -8,7 +8,10 @@ The flow composes the library's parts and adds no face or emotion knowledge of i
       -> Engine.evaluate (ONE call over all frames) -> DataFrame (OpenFace-style columns)
 
 Columns, in order: ``source``, ``frame`` (1-based), ``face_id``, ``timestamp`` (s),
-``confidence``, ``success`` (0/1), ``x_0..x_477``, ``y_0..y_477`` (pixels), the 12
+``confidence``, ``success`` (0/1), the head pose ``pose_Tx, pose_Ty, pose_Tz`` (mm) and
+``pose_Rx, pose_Ry, pose_Rz`` (radians, OpenFace 2.0's convention, ``fuzzyemo._pose``),
+``quality`` (reasons not to trust the face, ``fuzzyemo._quality``), ``x_0..x_477``,
+``y_0..y_477`` (pixels), the 12
 measurements (named as the components), the engine's result columns (``<component>_code``,
 ``activation_<emotion>``, ``eccentricity_<emotion>``, the 18 scores, ``label``,
 ``class_index``; see ``fuzzyemo._table``) and MediaPipe's 52 blendshapes ``bs_<name>``.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -29,10 +33,18 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InputError
-from ._geometry import Baseline, Calibration, raw_features, resolve_baseline
+from ._geometry import (
+    Baseline,
+    Calibration,
+    NeutralReference,
+    NeutralWarning,
+    raw_features,
+    resolve_neutral,
+)
 from ._landmarks import LandmarkScheme
 from ._mediapipe import (
     BLENDSHAPE_NAMES,
+    DETECTORS,
     MODEL_NAME,
     MODEL_SHA256,
     N_BLENDSHAPES,
@@ -41,6 +53,8 @@ from ._mediapipe import (
     Faces,
     mediapipe_version,
 )
+from ._pose import POSE_COLUMNS
+from ._quality import assess
 from ._rulebase import RuleBase
 from ._smoothing import OneEuro, smooth_tracks
 from ._table import METADATA_KEY, results_frame, rulebase_metadata
@@ -50,6 +64,9 @@ from ._vocab import COMPONENTS
 
 SCHEME = "mediapipe478"
 META_COLUMNS = ("source", "frame", "face_id", "timestamp", "confidence", "success")
+QUALITY_COLUMN = "quality"  # after the pose columns, before the landmarks
+BASELINE_COLUMN = "baseline_frame"  # after quality: frames used as the neutral reference
+VIDEO_CHECK_S = 1.0  # video faces: misfit re-checked when a track starts and every second
 X_COLUMNS = tuple(f"x_{i}" for i in range(N_LANDMARKS))
 Y_COLUMNS = tuple(f"y_{i}" for i in range(N_LANDMARKS))
 # MediaPipe names its first category "_neutral"; the column drops the underscore.
@@ -71,6 +88,9 @@ def annotate(
     calibration: str | os.PathLike | Calibration | None = None,
     model_path: str | os.PathLike | None = None,
     queue_size: int = 8,
+    detector: str = "auto",
+    verify: bool = True,
+    min_confidence: float = 0.0,
 ) -> pd.DataFrame:
     """Landmark, measure and label every frame of images, folders of images and videos.
 
@@ -94,6 +114,16 @@ def annotate(
     progress: a progress bar with frames/s on stderr.
     calibration: override the calibration file (default: the rule directory's, else shipped).
     model_path: another FaceLandmarker ``.task`` file (default: the vendored, hash-checked one).
+    detector: how faces are found in still images: ``"auto"`` (default; the full-range
+        stage when ``max_faces > 1``), ``"short-range"`` (the landmarker's own detector only)
+        or ``"full-range"`` (always add BlazeFace full-range over the image and its tiles).
+        Videos always use the landmarker's tracking.
+    verify: check that each face's landmarks fit (the ``misfit`` quality reason): stills are
+        re-landmarked on a crop around every face, video faces when their track starts and
+        then every second.
+    min_confidence: rows whose ``confidence`` is below this get the label ``unknown`` and
+        class index -2 (their measurements and scores are kept). 0 (default) keeps every
+        rule label; 0.5 drops all faces beyond the pose limit or with a misfit.
 
     Returns a DataFrame (columns in the module docstring) whose ``attrs["fuzzyemo"]`` holds the
     provenance that :func:`write_table` stores (rule hash, model hash, versions, options).
@@ -102,6 +132,11 @@ def annotate(
         raise InputError(f"every must be a positive integer, got {every!r}")
     if isinstance(max_faces, bool) or not isinstance(max_faces, int) or max_faces < 1:
         raise InputError(f"max_faces must be a positive integer, got {max_faces!r}")
+    if detector not in DETECTORS:
+        raise InputError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
+    if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)) \
+            or not 0.0 <= float(min_confidence) <= 1.0:
+        raise InputError(f"min_confidence must be a number in [0, 1], got {min_confidence!r}")
     smooth = OneEuro.parse(smoothing)
     fixed = _fixed_baseline(baseline)
     t0 = time.perf_counter()
@@ -114,24 +149,15 @@ def annotate(
             sources = collect_sources(inputs)
             started = time.perf_counter()
             acc = _landmark_all(sources, every, max_faces, progress, model_path, queue_size,
-                                prep)
+                                prep, detector=detector, verify=bool(verify))
             landmark_s = time.perf_counter() - started
         except BaseException:
             prep.cancel()
             raise
         rb, engine, cal, scheme = prep.result()
 
-    lm, t, track = acc["landmarks"], acc["timestamp"], acc["track"]
-    if smooth is not None and smooth.target == "landmarks":
-        lm = _smooth_landmarks(lm, t, track, scheme, smooth)
-    raw = raw_features(scheme.named(lm))
-    neutral, baseline_text = _neutral(raw, scheme, cal, baseline, fixed, sources, acc)
-    x = cal.apply(raw, neutral)
-    if smooth is not None and smooth.target == "measurements":
-        x = np.clip(smooth_tracks(x, t, track, smooth), -1.0, 1.0)
-    result = engine.evaluate(x)  # one batched call for every frame of every input
-
-    df = _frame(sources, acc, lm, x, result)
+    df, baseline_text = _measure_and_label(acc, sources, engine, cal, scheme, baseline, fixed,
+                                           smooth, float(min_confidence))
     df.attrs["fuzzyemo"] = rulebase_metadata(
         rb,
         model=MODEL_NAME if model_path is None else str(model_path),
@@ -142,6 +168,9 @@ def annotate(
         baseline=baseline_text,
         every=every,
         max_faces=max_faces,
+        detector=detector,
+        verify=bool(verify),
+        min_confidence=float(min_confidence),
         smoothing=smooth.to_dict() if smooth is not None else None,
         inputs=[s.name for s in sources],
         frames=int(len(np.unique(acc["frame_key"]))),
@@ -150,6 +179,91 @@ def annotate(
     # Timing lives outside "fuzzyemo" and is never written: equal inputs give equal bytes.
     df.attrs["timing"] = {"landmarking_s": landmark_s,
                           "total_s": time.perf_counter() - t0}
+    return df
+
+
+def _measure_and_label(acc: dict[str, np.ndarray], sources: list[Source], engine: Any,
+                       cal: Calibration, scheme: LandmarkScheme, baseline: Any,
+                       fixed: Baseline | None, smooth: OneEuro | None,
+                       min_confidence: float) -> tuple[pd.DataFrame, str]:
+    """Landmarks and blendshapes of every row -> the 12 measurements -> labels -> the table."""
+    lm, t, track = acc["landmarks"], acc["timestamp"], acc["track"]
+    if smooth is not None and smooth.target == "landmarks":
+        lm = _smooth_landmarks(lm, t, track, scheme, smooth)
+    raw = raw_features(scheme.named(lm))
+    evidence = cal.evidence(acc["blendshapes"])
+    ref, baseline_text = _neutral(raw, evidence, scheme, cal, baseline, fixed, sources, acc)
+    for note in ref.notes:
+        warnings.warn(note, NeutralWarning, stacklevel=3)
+    acc["baseline_frame"] = ref.used
+    x = cal.apply(raw, ref.values, population=ref.population, evidence=evidence,
+                  neutral_evidence=ref.evidence)
+    if smooth is not None and smooth.target == "measurements":
+        x = np.clip(smooth_tracks(x, t, track, smooth), -1.0, 1.0)
+    result = engine.evaluate(x)  # one batched call for every frame of every input
+    return _frame(sources, acc, lm, x, result, min_confidence), baseline_text
+
+
+def relabel(table: pd.DataFrame, kinds: dict[str, str] | None = None,
+            rules: str | os.PathLike | RuleBase | None = None,
+            baseline: str | os.PathLike | Baseline = "auto", *,
+            calibration: str | os.PathLike | Calibration | None = None,
+            smoothing: str | OneEuro | None = None,
+            min_confidence: float = 0.0) -> pd.DataFrame:
+    """Measure and label an :func:`annotate` table again, without landmarking again.
+
+    For trying other rules, another calibration or baseline on frames already landmarked:
+    ``table`` needs annotate's ``source, frame, face_id, timestamp, confidence, success``,
+    ``x_*``/``y_*`` landmark columns and ``bs_*`` blendshapes (pose and quality columns are
+    carried over when present). ``kinds`` maps a source name to ``"video"`` or ``"image"``
+    (default: a source with more than one frame number is a video). Returns the same
+    columns as :func:`annotate` with the new measurements and labels.
+    """
+    missing = [c for c in (*META_COLUMNS, *X_COLUMNS[:1], *BLENDSHAPE_COLUMNS[:1])
+               if c not in table.columns]
+    if missing:
+        raise InputError("relabel needs an annotate table; missing column(s): "
+                         + ", ".join(missing[:5]))
+    rb, engine, cal, scheme = _prepare(rules, calibration)
+    smooth = OneEuro.parse(smoothing)
+    fixed = _fixed_baseline(baseline)
+    names = list(dict.fromkeys(table["source"].astype(str)))
+    index = {n: i for i, n in enumerate(names)}
+    src = table["source"].astype(str).map(index).to_numpy(np.int32)
+    frames = table["frame"].to_numpy(np.int32)
+    kinds = dict(kinds or {})
+    for n in names:
+        if n not in kinds:
+            kinds[n] = "video" if len(np.unique(frames[src == index[n]])) > 1 else "image"
+    sources = [Source(Path(n), kinds[n]) for n in names]
+    n = len(table)
+    lm = np.zeros((n, N_LANDMARKS, 3), np.float32)
+    lm[:, :, 0] = table[list(X_COLUMNS)].to_numpy(np.float32)
+    lm[:, :, 1] = table[list(Y_COLUMNS)].to_numpy(np.float32)
+    success = table["success"].to_numpy(np.int8)
+    lm[success == 0] = np.nan
+    face_id = table["face_id"].to_numpy(np.int16)
+    pose = (table[list(POSE_COLUMNS)].to_numpy(np.float64) if set(POSE_COLUMNS) <= set(table)
+            else np.full((n, len(POSE_COLUMNS)), np.nan))
+    acc = {
+        "landmarks": lm,
+        "blendshapes": table[list(BLENDSHAPE_COLUMNS)].to_numpy(np.float64),
+        "source": src, "frame": frames, "face_id": face_id,
+        "timestamp": table["timestamp"].to_numpy(np.float64),
+        "confidence": table["confidence"].to_numpy(np.float32),
+        "success": success, "pose": pose,
+        "quality": (table[QUALITY_COLUMN].astype(str).to_numpy() if QUALITY_COLUMN in table
+                    else np.full(n, "", object)),
+        "frame_key": src.astype(np.int64) * (1 << 32) + frames,
+        "track": src.astype(np.int64) * _TRACK_STRIDE + face_id,
+    }
+    df, baseline_text = _measure_and_label(acc, sources, engine, cal, scheme, baseline, fixed,
+                                           smooth, float(min_confidence))
+    meta = dict(table.attrs.get("fuzzyemo") or {})
+    meta.update(rulebase_metadata(rb, calibration_sha256=cal.sha256, baseline=baseline_text,
+                                  smoothing=smooth.to_dict() if smooth is not None else None,
+                                  relabelled=True))
+    df.attrs["fuzzyemo"] = meta
     return df
 
 
@@ -229,6 +343,10 @@ class _Columns:
             "timestamp": np.empty(self.cap, np.float64),
             "confidence": np.empty(self.cap, np.float32),
             "success": np.empty(self.cap, np.int8),
+            "pose": np.empty((self.cap, 6), np.float64),
+            "misfit": np.empty(self.cap, np.float32),
+            "width": np.empty(self.cap, np.int32),
+            "height": np.empty(self.cap, np.int32),
             "frame_key": np.empty(self.cap, np.int64),
         }
 
@@ -251,22 +369,31 @@ class _Columns:
             a["blendshapes"][s] = faces.blendshapes
             a["confidence"][s] = faces.confidence
             a["success"][s] = 1
+            a["pose"][s] = faces.pose
+            a["misfit"][s] = faces.misfit
             a["face_id"][s] = ids
         else:  # no face: one row of NaNs, face 0
             a["landmarks"][s] = np.nan
             a["blendshapes"][s] = np.nan
             a["confidence"][s] = 0.0
             a["success"][s] = 0
+            a["pose"][s] = np.nan
+            a["misfit"][s] = np.nan
             a["face_id"][s] = 0
         a["source"][s] = frame.index
         a["frame"][s] = frame.number
         a["timestamp"][s] = frame.timestamp
         a["frame_key"][s] = serial
+        a["height"][s], a["width"][s] = frame.rgb.shape[:2]
         self.n += k
 
     def finish(self) -> dict[str, np.ndarray]:
         out = {k: v[: self.n] for k, v in self.arrays.items()}
         out["track"] = out["source"].astype(np.int64) * _TRACK_STRIDE + out["face_id"]
+        # One quality rule for every row (stills and video frames alike).
+        out["quality"], conf = assess(out["landmarks"], out["pose"], out["width"],
+                                      out["height"], out["misfit"])
+        out["confidence"] = conf.astype(np.float32)
         return out
 
 
@@ -310,21 +437,51 @@ def _reorder(faces: Faces, ids: np.ndarray) -> tuple[Faces, np.ndarray]:
     order = np.argsort(ids, kind="stable")
     if np.array_equal(order, np.arange(len(ids))):
         return faces, ids
-    return Faces(faces.landmarks[order], faces.blendshapes[order],
-                 faces.confidence[order]), ids[order]
+    return faces.take(order), ids[order]
+
+
+class _VideoChecks:
+    """The misfit check for video faces: run when a face's track starts and then every
+    ``VIDEO_CHECK_S`` seconds; in between, a face carries its track's last result."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, tuple[float, float]] = {}  # face id -> (time, misfit)
+
+    def reset(self) -> None:
+        self.last = {}
+
+    def apply(self, lm: FaceLandmarker, frame: Frame, faces: Faces, ids: np.ndarray
+              ) -> Faces:
+        if len(faces) == 0:
+            self.last = {}  # the track is lost: the next face starts a new one
+            return faces
+        t = frame.timestamp
+        keys = [int(i) for i in ids]
+        misfit = np.array([self.last[k][1] if k in self.last else np.nan for k in keys])
+        due = np.array([k not in self.last or t - self.last[k][0] >= VIDEO_CHECK_S
+                        for k in keys])
+        if due.any():
+            misfit[due] = lm.check(frame.rgb, faces.landmarks[due])
+            for k, d in zip(np.asarray(keys)[due], misfit[due], strict=True):
+                self.last[int(k)] = (t, float(d))
+        self.last = {k: v for k, v in self.last.items() if k in set(keys)}
+        return Faces(faces.landmarks, faces.blendshapes, faces.confidence, faces.pose,
+                     faces.quality, misfit)
 
 
 def _landmark_all(sources: list[Source], every: int, max_faces: int, progress: bool,
-                  model_path: Any, queue_size: int, prep: Future | None = None
-                  ) -> dict[str, np.ndarray]:
+                  model_path: Any, queue_size: int, prep: Future | None = None, *,
+                  detector: str = "auto", verify: bool = True) -> dict[str, np.ndarray]:
     total = sum(-(-max(s.n_frames, 1) // every) if s.kind == "video" else 1 for s in sources)
     cols = _Columns(capacity=min(total * max_faces + 16, 4096))  # grows by doubling
     tracker = _Tracker()
+    checks = _VideoChecks()
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(_progress(progress, total))
         frames = stack.enter_context(contextlib.closing(
             read_frames(sources, every=every, queue_size=queue_size)))
-        image_lm: FaceLandmarker | None = None
+        image_lm: FaceLandmarker | None = None    # stills
+        recover_lm: FaceLandmarker | None = None  # video frames after a lost track
         video_lm: FaceLandmarker | None = None
         current = -1
         had_face = False
@@ -334,36 +491,44 @@ def _landmark_all(sources: list[Source], every: int, max_faces: int, progress: b
                 current = frame.index
                 had_face = False
                 tracker.reset()
+                checks.reset()
                 if video_lm is not None:  # one VIDEO-mode task per video (timestamps restart)
                     video_lm.close()
                     video_lm = None
                 if video:
-                    video_lm = FaceLandmarker("video", max_faces, model_path=model_path)
+                    video_lm = FaceLandmarker("video", max_faces, model_path=model_path,
+                                              verify=False)
                     stack.callback(video_lm.close)
                 elif image_lm is None:
-                    image_lm = FaceLandmarker("image", max_faces, model_path=model_path)
+                    image_lm = FaceLandmarker("image", max_faces, model_path=model_path,
+                                              detector=detector, verify=verify)
                     stack.callback(image_lm.close)
             if video:
                 assert video_lm is not None
-                faces = video_lm.detect(frame.rgb, int(round(frame.timestamp * 1000)))
+                faces = video_lm._detect(frame.rgb, int(round(frame.timestamp * 1000)),
+                                         judge=False)
                 if len(faces) == 0 and had_face:
                     # VIDEO mode tracks the previous face's region; after a cut to another
                     # face it reports nothing for a frame before detecting again. A fresh
                     # IMAGE-mode detection recovers that frame (costs one detection per lost
                     # track, not per faceless frame).
-                    if image_lm is None:
-                        image_lm = FaceLandmarker("image", max_faces, model_path=model_path)
-                        stack.callback(image_lm.close)
-                    faces = image_lm.detect(frame.rgb)
+                    if recover_lm is None:
+                        recover_lm = FaceLandmarker("image", max_faces, model_path=model_path,
+                                                    detector="short-range", verify=False)
+                        stack.callback(recover_lm.close)
+                    faces = recover_lm._detect(frame.rgb, judge=False)
                 had_face = len(faces) > 0
             else:
                 assert image_lm is not None
-                faces = image_lm.detect(frame.rgb)
+                faces = image_lm._detect(frame.rgb, judge=False)
             if max_faces > 1:
                 ids = tracker.assign(faces, video)
                 faces, ids = _reorder(faces, ids)
             else:
                 ids = np.zeros(len(faces), np.int16)
+            if video and verify:
+                assert video_lm is not None
+                faces = checks.apply(video_lm, frame, faces, ids)
             cols.add(frame, faces, ids, serial)
             bar.step(frame.source)
             if prep is not None and prep.done():
@@ -385,17 +550,16 @@ def _smooth_landmarks(lm: np.ndarray, t: np.ndarray, track: np.ndarray,
     return out.reshape(lm.shape).astype(np.float32)
 
 
-def _neutral(raw: np.ndarray, scheme: LandmarkScheme, cal: Calibration, spec: Any,
-             fixed: Baseline | None, sources: list[Source],
-             acc: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
-    """Neutral raw features per row ``(n, 12)`` and a description for the metadata."""
-    n = raw.shape[0]
+def _neutral(raw: np.ndarray, evidence: np.ndarray, scheme: LandmarkScheme, cal: Calibration,
+             spec: Any, fixed: Baseline | None, sources: list[Source],
+             acc: dict[str, np.ndarray]) -> tuple[NeutralReference, str]:
+    """The neutral reference of every row and a description for the metadata."""
     if fixed is not None:
-        return np.broadcast_to(fixed.values, (n, raw.shape[1])), \
+        return resolve_neutral(raw, scheme, fixed, cal), \
             f"given: {fixed.source or 'baseline file'}"
-    population = Baseline.population(scheme).values
     if spec == "population":
-        return np.broadcast_to(population, (n, raw.shape[1])), "population"
+        return resolve_neutral(raw, scheme, "population", cal), "population"
+    n = raw.shape[0]
     is_video = np.array([s.kind == "video" for s in sources], bool)[acc["source"]]
     # Self-calibration groups: one per face track in a video; for stills under "self", one
     # per folder (the face_id of unrelated photos means nothing).
@@ -404,21 +568,38 @@ def _neutral(raw: np.ndarray, scheme: LandmarkScheme, cal: Calibration, spec: An
     still_group = np.array([folder_ids.get(s.path.parent, -1) for s in sources],
                            np.int64)[acc["source"]]
     groups = np.where(is_video, acc["track"], -1 - still_group)
-    neutral = np.empty_like(raw)
+    labels: dict[int, str] = {}
+    for g, src, face in zip(groups, acc["source"], acc["face_id"], strict=True):
+        if int(g) not in labels:
+            s = sources[int(src)]
+            labels[int(g)] = (f"{s.name} face {int(face)}" if s.kind == "video"
+                              else f"images in {s.path.parent}")
     self_rows = is_video if spec == "auto" else np.ones(n, bool)
+    pop = resolve_neutral(raw, scheme, "population", cal)
+    values = np.array(pop.values)
+    ev = np.broadcast_to(cal.neutral_evidence(), (n, raw.shape[1], 2)).copy()
+    population = np.ones(n, bool)
+    used = np.zeros(n, bool)
+    notes: tuple[str, ...] = ()
     if self_rows.any():
-        neutral[self_rows] = resolve_baseline(raw[self_rows], scheme, "self", cal,
-                                              groups[self_rows])
-    if (~self_rows).any():
-        neutral[~self_rows] = population
+        # Faces beyond the pose limit or with a misfit are measured, never taken as neutral.
+        usable = np.asarray(acc["confidence"], float) >= 0.5
+        own = resolve_neutral(raw[self_rows], scheme, "self", cal, groups[self_rows],
+                              evidence[self_rows], labels, usable[self_rows])
+        values[self_rows] = own.values
+        if own.evidence is not None:
+            ev[self_rows] = own.evidence
+        population[self_rows] = own.population
+        used[self_rows] = own.used
+        notes = own.notes
     text = ("auto: videos self-calibrated per face, images population" if spec == "auto"
             else "self: self-calibrated per video face and per image folder")
-    return neutral, text
+    return NeutralReference(values, ev, population, used, notes, text), text
 
 
 # ----------------------------------------------------------------------------- table
 def _frame(sources: list[Source], acc: dict[str, np.ndarray], lm: np.ndarray, x: np.ndarray,
-           result: Any) -> pd.DataFrame:
+           result: Any, min_confidence: float = 0.0) -> pd.DataFrame:
     names = np.array([s.name for s in sources], dtype=object)
     meta = pd.DataFrame({
         "source": names[acc["source"]] if len(acc["source"]) else np.array([], object),
@@ -428,11 +609,22 @@ def _frame(sources: list[Source], acc: dict[str, np.ndarray], lm: np.ndarray, x:
         "confidence": acc["confidence"],
         "success": acc["success"],
     })
+    pose = pd.DataFrame(acc["pose"], columns=list(POSE_COLUMNS))
+    quality = pd.DataFrame({QUALITY_COLUMN: acc["quality"].astype(str),
+                            # The frames self-calibration took as the face's neutral.
+                            BASELINE_COLUMN: acc.get("baseline_frame",
+                                                     np.zeros(len(acc["source"]), bool))})
     xs = pd.DataFrame(np.ascontiguousarray(lm[:, :, 0], dtype=np.float32), columns=X_COLUMNS)
     ys = pd.DataFrame(np.ascontiguousarray(lm[:, :, 1], dtype=np.float32), columns=Y_COLUMNS)
     comps = pd.DataFrame(x, columns=list(COMPONENTS))
+    res = results_frame(result)
+    if min_confidence > 0:
+        # Not confident enough: the label says so, the measurements and scores stay.
+        low = (acc["success"] == 1) & (acc["confidence"] < min_confidence)
+        res.loc[low, "label"] = "unknown"
+        res.loc[low, "class_index"] = -2
     bs = pd.DataFrame(acc["blendshapes"], columns=BLENDSHAPE_COLUMNS)
-    return pd.concat([meta, xs, ys, comps, results_frame(result), bs], axis=1)
+    return pd.concat([meta, pose, quality, xs, ys, comps, res, bs], axis=1)
 
 
 # ----------------------------------------------------------------------------- progress

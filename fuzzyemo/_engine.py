@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ._defuzz import ExactCentroid, GridCentroid
+from ._hedges import apply_hedges, hedge_value
 from ._membership import evaluate_into
 from ._rulebase import Rule, RuleBase
 from ._vocab import (
     CLASS_NAMES,
-    COMPONENT_TERMS,
     COMPONENTS,
     EMOTIONS,
     INTENSITIES,
@@ -34,6 +34,8 @@ from ._vocab import (
 N_COMP = len(COMPONENTS)
 N_EMO = len(EMOTIONS)
 N_CLASSES = len(CLASS_NAMES)
+N_TERMS = N_COMP * MAX_TERMS  # membership rows of the 36 (component, slot) terms
+_ROOTS = frozenset({"somewhat", "seldom"})  # hedges with a square root (see _memberships)
 TIE = 1e-12  # scores (and activations vs min_activation) closer than this are equal
 
 
@@ -83,7 +85,7 @@ class Engine:
     Parameters
     ----------
     rulebase: the validated rule base (its ``options`` decide t-norm, implication, ...).
-    chunk_size: rows per chunk; working memory is bounded by the chunk (about 32 MB per
+    chunk_size: rows per chunk; working memory is bounded by the chunk (about 28 MB per
         thread at the default, single precision), not by n. Large chunks keep numpy's
         per-call overhead, which holds the GIL, small next to the work, so the threads
         run in parallel.
@@ -118,10 +120,22 @@ class Engine:
         self._compile_terms()
         self.rules: tuple[Rule, ...] = rulebase.rules
         self.rule_ids = tuple(r.id for r in self.rules)
-        # Antecedents as flat column indices into memberships laid out (12 * 3, m).
-        self.rule_columns = [
-            [COMPONENTS.index(c) * MAX_TERMS + v + 1 for c, v in r.conditions] for r in self.rules
-        ]
+        # Antecedents as flat column indices into memberships laid out (12 * 3 + H, m): the
+        # 36 (component, slot) terms, then one row per distinct hedged condition
+        # (component, code, hedges) used by any rule, computed once per chunk.
+        hedged: dict[tuple[int, tuple[str, ...]], int] = {}
+        self.rule_columns = []
+        for r in self.rules:
+            cols = []
+            for (c, v), h in zip(r.conditions, r.hedges, strict=True):
+                col = COMPONENTS.index(c) * MAX_TERMS + v + 1
+                if h:
+                    col = hedged.setdefault((col, h), N_TERMS + len(hedged))
+                cols.append(col)
+            self.rule_columns.append(cols)
+        # (row, base row, hedges), in row order; computed grouped by their term's row.
+        self.hedged_rows = [(row, base, h) for (base, h), row in hedged.items()]
+        self._hedged_by_base = sorted(self.hedged_rows, key=lambda t: (t[1], t[0]))
         self.rule_weights = np.array([r.weight for r in self.rules])
         self.rule_group = np.array(
             [3 * EMOTIONS.index(r.emotion) + INTENSITIES.index(r.then) for r in self.rules],
@@ -180,7 +194,10 @@ class Engine:
         """The ``top`` strongest rules for one row: id, emotion, level, strength, conditions.
 
         Each condition lists the component's measurement and the membership of the named
-        term, so "why this label" has an answer in the user's own vocabulary.
+        term, so "why this label" has an answer in the user's own vocabulary: ``term``
+        (None after a final ``any``), ``hedges`` (words, [] if none), ``text`` (``mouth is
+        very open``), ``x``, ``membership`` (with the hedges applied: the value the rule
+        uses) and ``term_membership`` (the term's own membership).
         """
         row = np.asarray(x, dtype=float).reshape(1, N_COMP)
         res = self.evaluate(row, memberships=True, strengths=True)
@@ -197,10 +214,14 @@ class Engine:
                 "source": rule.source,
                 "location": rule.location,
                 "conditions": [
-                    {"component": c, "term": COMPONENT_TERMS[c][v],
-                     "x": float(row[0, COMPONENTS.index(c)]),
-                     "membership": float(res.memberships[0, COMPONENTS.index(c), v + 1])}
-                    for c, v in rule.conditions
+                    {"component": cond.component, "term": cond.term,
+                     "hedges": list(cond.hedges), "text": cond.text(),
+                     "x": float(row[0, COMPONENTS.index(cond.component)]),
+                     "membership": hedge_value(cond.hedges, base),
+                     "term_membership": base}
+                    for cond in rule.terms
+                    for base in [float(res.memberships[0, COMPONENTS.index(cond.component),
+                                                       cond.code + 1])]
                 ],
             })
         return out
@@ -214,22 +235,58 @@ class Engine:
                              f"in SPEC order, got shape {x.shape}")
         return x
 
-    def _memberships(self, xt: np.ndarray) -> np.ndarray:
-        """(12 * 3, m) memberships of clipped, NaN-free inputs; absent terms are 0.
+    def _memberships(self, xt: np.ndarray, x64: np.ndarray | None = None) -> np.ndarray:
+        """(12 * 3 + H, m) memberships of clipped, NaN-free inputs; absent terms are 0.
 
         All trapezoid-shaped terms are evaluated together, as (36, m) arrays, from their
         sides written as ``slope * (x - knot) + offset``: a vertical side gets a huge slope
         and offset 1 (so it is 1 from its knot on, as scikit-fuzzy's), an absent term
-        the constant 0. Gaussian terms are evaluated one by one.
+        the constant 0. Gaussian terms are evaluated one by one. Then each of the H hedged
+        conditions is its term's row with the hedges applied (right to left).
+
+        In single precision a hedged row whose chain has a square root (``somewhat``,
+        ``seldom``) is computed from ``x64`` (the clipped float64 measurements) in double
+        precision, then stored as float32: a square root amplifies float32 rounding near
+        memberships 0 and 1 (sqrt(6e-8) = 2.4e-4, beyond SPEC's 1e-4); the other hedges
+        (Lipschitz, slope <= 2 each) are applied to the float32 row.
         """
-        rise = self._rise_slope * (xt[self._term_component] - self._rise_knot)
-        rise += self._rise_offset
-        fall = self._fall_slope * (self._fall_knot - xt[self._term_component])
+        x = xt[self._term_component]  # (36, m): a fresh array, reused for the falling sides
+        mu = np.empty_like(x, shape=(N_TERMS + len(self.hedged_rows), x.shape[1]))
+        terms = mu[:N_TERMS]
+        np.subtract(x, self._rise_knot, out=terms)
+        terms *= self._rise_slope
+        terms += self._rise_offset
+        fall = np.subtract(self._fall_knot, x, out=x)
+        fall *= self._fall_slope
         fall += self._fall_offset
-        mu = np.minimum(rise, fall, out=rise)
-        np.clip(mu, 0.0, 1.0, out=mu)
+        np.minimum(terms, fall, out=terms)
+        np.clip(terms, 0.0, 1.0, out=terms)
         for row, c, mf in self._gauss_terms:
             evaluate_into(mf, xt[c], mu[row], nan_safe=False)
+        if not self.hedged_rows:
+            return mu
+        m = xt.shape[1]
+        scratch = (np.empty(m, dtype=mu.dtype), np.empty(m, dtype=bool))
+        exact = None  # (base row, its float64 membership), one base at a time
+        for row, base, hedges in self._hedged_by_base:
+            if x64 is None or self.dtype == np.float64 or not _ROOTS.intersection(hedges):
+                np.copyto(mu[row], mu[base])
+                apply_hedges(hedges, mu[row], scratch)
+                continue
+            if exact is None:
+                exact = (-1, np.empty(m), np.empty(m), (np.empty(m), scratch[1]))
+            if exact[0] != base:
+                c, slot = divmod(base, MAX_TERMS)
+                mf = self.term_mfs[c][slot]
+                if mf is None:  # an absent term (only from a hand-built Rule) is 0
+                    exact[1].fill(0.0)
+                else:
+                    evaluate_into(mf, x64[c], exact[1], nan_safe=False)
+                    np.clip(exact[1], 0.0, 1.0, out=exact[1])
+                exact = (base, *exact[1:])
+            work = exact[2]
+            np.copyto(work, exact[1])
+            mu[row] = apply_hedges(hedges, work, exact[3])
         return mu
 
     def _compile_terms(self) -> None:
@@ -273,9 +330,12 @@ class Engine:
         m = mu.shape[1]
         levels = np.zeros((N_CLASSES, m), dtype=self.dtype)
         conjoin = np.multiply if self.options.tnorm == "product" else np.minimum
-        partial = np.empty((N_COMP, m), dtype=self.dtype)  # one buffer per trie depth
+        # One buffer per trie depth (a rule may name a component more than once, so a
+        # depth can exceed 12).
+        depth_max = max((len(c) for c in self.rule_columns), default=1)
+        partial = np.empty((depth_max, m), dtype=self.dtype)
         weighted = np.empty(m, dtype=self.dtype)
-        current: list[np.ndarray] = [mu[0]] * N_COMP
+        current: list[np.ndarray] = [mu[0]] * depth_max
         for depth, col, ends in self.program:
             if depth == 0:
                 current[0] = mu[col]  # a view: the first condition needs no copy
@@ -307,10 +367,11 @@ class Engine:
         nan = np.isnan(x)
         unknown = nan.any(axis=1)
         # SPEC: measurements are clipped to [-1, 1]; NaN rows are computed as 0, then masked.
-        xt = np.clip(x.T, -1.0, 1.0).astype(self.dtype)
+        x64 = np.clip(x.T, -1.0, 1.0)
         if unknown.any():
-            xt[nan.T] = 0.0
-        mu = self._memberships(xt)
+            x64[nan.T] = 0.0
+        xt = x64 if self.dtype == np.float64 else x64.astype(self.dtype)
+        mu = self._memberships(xt, x64)
         strengths = out._strengths[:, rows] if out._strengths is not None else None
         levels = self._levels(mu, strengths).astype(np.float64)
         by_emotion = levels.reshape(N_EMO, 3, m)
@@ -320,6 +381,9 @@ class Engine:
         scores = out._scores[:, rows]
         ecc.fill(np.nan)
         scores.fill(0.0)
+        # SPEC 7 (rev. 2) needs, per emotion, the level k maximising nu_{e,k}(eps_e): found
+        # here from the unscaled memberships (0 = low where the emotion did not fire).
+        level = np.zeros((N_EMO, m), dtype=np.int8)
         for e in range(N_EMO):
             # Defuzzify only the rows where the emotion fired: real faces activate few
             # emotions at a time, so this usually skips most of the work.
@@ -334,26 +398,30 @@ class Engine:
             part = np.empty((3, len(safe)))
             for k in range(3):
                 evaluate_into(self.intensity_mfs[e][k], safe, part[k], nan_safe=False)
+            level_e = _first_max(part)
+            if dense:
+                level_e[a_e <= 0] = 0  # an emotion that did not fire has no level: low
             part *= a_e
             if dense:
                 ecc[e] = ecc_e
                 scores[3 * e:3 * e + 3] = part
+                level[e] = level_e
             else:
                 ecc[e, active] = ecc_e
                 scores[3 * e:3 * e + 3, active] = part
-        # SPEC 7: the largest score, ties to the lower class index. Scores within TIE of the
-        # maximum count as tied: equal scores computed along different paths (e.g. two
-        # emotions whose rules fire equally) differ by rounding only (~1e-16).
-        best = scores.max(axis=0)
-        best -= TIE
-        cls = np.empty(m, dtype=np.int16)
-        for g in range(N_CLASSES - 1, -1, -1):  # descending: the lowest tied index wins
-            cls[scores[g] >= best] = g
+                level[e, active] = level_e
+        # SPEC 7 (rev. 2): the emotion with the largest activation (ties: the lower emotion
+        # index), at the level whose intensity function is largest at its eccentricity
+        # (ties: the lower level). Values within TIE of the maximum count as tied: equal
+        # activations reached along different paths (e.g. two emotions' rules firing
+        # equally) differ by rounding only (~1e-16). Scores do not take part.
+        emotion = _first_max(act)
+        cls = 3 * emotion.astype(np.int16) + np.take_along_axis(level, emotion[None], 0)[0]
         # A strongest activation equal to min_activation up to rounding is not "below" it.
         cls[act.max(axis=0) < self.options.min_activation - TIE] = NEUTRAL_INDEX
         cls[unknown] = UNKNOWN_INDEX
         out.class_index[rows] = cls
-        out._codes[:, rows] = self._codes(mu)
+        out._codes[:, rows] = self._codes(mu[:N_TERMS])
         if unknown.any():
             out._codes[:, rows][:, unknown] = -128
             for block in (act, ecc, scores):
@@ -361,9 +429,20 @@ class Engine:
             if strengths is not None:
                 strengths[:, unknown] = np.nan
         if out._memberships is not None:
-            block = mu.reshape(N_COMP, MAX_TERMS, m).transpose(2, 0, 1).astype(np.float64)
+            block = mu[:N_TERMS].reshape(N_COMP, MAX_TERMS, m).transpose(2, 0, 1).astype(np.float64)
             block[unknown] = np.nan
             out._memberships[rows] = block
+
+
+def _first_max(values: np.ndarray) -> np.ndarray:
+    """Per column, the lowest row index whose value is within TIE of the column's maximum
+    (int8, shape (m,)): SPEC 7's "ties: the lower index", up to rounding."""
+    best = values.max(axis=0)
+    best -= TIE
+    out = np.empty(values.shape[1], dtype=np.int8)
+    for i in range(len(values) - 1, -1, -1):  # descending: the lowest tied index wins
+        out[values[i] >= best] = i
+    return out
 
 
 def _rule_program(

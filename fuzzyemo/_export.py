@@ -16,10 +16,12 @@ import json
 import numbers
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._files import write_text_atomic
+from ._hedges import hedged_text
 from ._membership import MembershipFunction
 from ._schema import json_schemas
 from ._version import __version__
@@ -122,15 +124,17 @@ def to_fll(rulebase: RuleBase, resolution: int = FLL_DEFAULT_RESOLUTION) -> str:
         "# Each output variable e is SPEC's eccentricity eps_e: the centroid over [0, 1] of the",
         "# aggregated intensity set (nan where no rule of e fires). FLL cannot express the rest",
         "# of SPEC section 3 (steps 3, 6, 7); compute it from the engine after process():",
-        "#   a_e = activation of e = max over e's rules of (weight * conjunction of its terms)",
+        "#   a_e = activation of e = max over e's rules of (weight * conjunction of its",
+        "#         hedged terms)",
         "#         (pyfuzzylite: max(ov.fuzzy.activation_degree(t) for t in ov.terms))",
         "#   s[e][k] = a_e * nu_{e,k}(eps_e) for k = low, medium, high (0 where a_e = 0),",
         "#         nu_{e,k} = the membership function of output term k of e: the 18 scores",
         "#   class index = 3 * emotion_index + intensity_index, emotions in the order",
         f"#         {', '.join(EMOTIONS)}",
-        "#   label = 'neutral' (-1) if max_e a_e < min_activation, else the class with the",
-        "#         largest s (ties: the lower class index); a row with a missing (NaN)",
-        "#         component is 'unknown' (-2) with NaN scores.",
+        "#   label = 'neutral' (-1) if max_e a_e < min_activation, else (SPEC rev. 2) the",
+        "#         emotion e* with the largest a_e (ties: the lower emotion index) at the",
+        "#         level k* = argmax_k nu_{e*,k}(eps_e*) (ties: the lower level); a row with a",
+        "#         missing (NaN) component is 'unknown' (-2) with NaN scores.",
         "# fuzzylite skips rules whose activation is below its tolerance (1e-5 by default).",
         "",
         "Engine: fuzzyemo",
@@ -169,14 +173,22 @@ def to_fll(rulebase: RuleBase, resolution: int = FLL_DEFAULT_RESOLUTION) -> str:
     for emo in rulebase.emotions:
         for rule in emo.rules:
             lines.append(f"  # {rule.id} [{rule.coding}]: {_comment(rule.source)}")
-            lines.append(f"  rule: {fll_rule(rule.conditions, emo.name, rule.then, rule.weight)}")
+            lines.append(f"  rule: {fll_rule(rule.terms, emo.name, rule.then, rule.weight)}")
     return "\n".join(lines) + "\n"
 
 
-def fll_rule(conditions: tuple[tuple[str, int], ...] | list[tuple[str, int]], emotion: str,
-             then: str, weight: float = 1.0) -> str:
-    """One rule in FLL: ``if c1 is t1 and c2 is t2 then emotion is level [with w]``."""
-    antecedent = " and ".join(f"{c} is {COMPONENT_TERMS[c][v]}" for c, v in conditions)
+def fll_rule(conditions: Sequence[tuple[str, int] | tuple[str, int, Sequence[str]]],
+             emotion: str, then: str, weight: float = 1.0) -> str:
+    """One rule in FLL: ``if c1 is t1 and c2 is very t2 then emotion is level [with w]``.
+
+    ``conditions`` are (component, code) pairs or (component, code, hedges) triples; hedges
+    are written natively, fuzzylite's ``[hedge]* term`` (``mouth is not very open``), and a
+    chain ending in ``any`` has no term (``mouth is any``)."""
+    parts = []
+    for cond in conditions:
+        c, v, hedges = (*cond, ())[:3]
+        parts.append(hedged_text(c, COMPONENT_TERMS[c][v], tuple(hedges)))
+    antecedent = " and ".join(parts)
     text = f"if {antecedent} then {emotion} is {then}"
     # FLL's weight defaults to 1; writing it only when it differs keeps rules readable.
     return text if float(weight) == 1.0 else f"{text} with {_num(weight)}"

@@ -33,6 +33,7 @@ import numpy as np
 from ._errors import InputError, Problem, RuleBaseError, did_you_mean
 from ._files import write_text_atomic
 from ._landmarks import LandmarkScheme
+from ._mediapipe import BLENDSHAPE_NAMES as _BLENDSHAPES
 from ._vocab import COMPONENTS
 from ._yaml import load_yaml, position
 
@@ -52,10 +53,21 @@ RAW_FEATURES: tuple[str, ...] = (
     "right_corner_height",   # right_mouth_corner
 )
 N_FEATURES = len(RAW_FEATURES)
+_N_BLENDSHAPES = len(_BLENDSHAPES)
 assert len(COMPONENTS) == N_FEATURES
 
-CALIBRATION_FORMAT = "fuzzyemo-calibration/1"
+CALIBRATION_FORMAT = "fuzzyemo-calibration/2"
+CALIBRATION_FORMAT_1 = "fuzzyemo-calibration/1"  # geometry only; still read
 BASELINE_FORMAT = "fuzzyemo-baseline/1"
+# Self-calibration with blendshapes (Baseline.self_calibrate): a frame whose largest
+# blendshape reading is at most this is "without expression"; a video needs this many such
+# frames (and 2% of its frames) to have a neutral stretch.
+NEUTRAL_MAX_ACTIVITY = 0.2
+NEUTRAL_MIN_FRAMES = 5
+
+
+class NoNeutralFrames(InputError):
+    """Self-calibration found no stretch of frames without expression."""
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -157,12 +169,36 @@ def shipped_calibration_path() -> Path:
 
 
 @dataclass(frozen=True)
-class ComponentCalibration:
-    """How one component's x is read from a raw feature.
+class BlendshapeEvidence:
+    """How one component reads MediaPipe's blendshapes (a person-independent source).
 
-    ``d = sign * (raw[feature] - neutral[feature])``; ``x = d / plus`` if d >= 0 else
-    ``d / minus``; clipped to [-1, 1]. So a raw change of ``sign * plus`` reads as x = +1 and
-    ``-sign * minus`` as x = -1.
+    Evidence for the +1 term is ``sum(w * blendshape)`` over ``plus``, for the -1 term over
+    ``minus``. Relative to a neutral face: ``d+ = max(e+ - n+, 0) / full_plus`` and
+    ``d- = max(e- - n-, 0) / full_minus``, and the component reads ``x_b = d+ - d-``.
+    ``neutral`` (n+, n-) is the population's neutral evidence; ``spread`` is how far
+    neutral strangers' evidence goes above it, which is not read as an expression when the
+    neutral face is the population's (a dead zone), only when it is the person's own.
+    """
+
+    plus: tuple[tuple[int, float], ...]
+    minus: tuple[tuple[int, float], ...]
+    full_plus: float
+    full_minus: float
+    neutral: tuple[float, float] = (0.0, 0.0)
+    spread: tuple[float, float] = (0.0, 0.0)
+    weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class ComponentCalibration:
+    """How one component's x is read from a raw feature (and, on MediaPipe, blendshapes).
+
+    Geometry: ``d = sign * (raw[feature] - neutral[feature])``; when the neutral face is the
+    population's, ``d`` shrinks towards 0 by ``spread`` (the ordinary difference between
+    neutral strangers); ``x_g = d / plus`` if d >= 0 else ``d / minus``. So a raw change of
+    ``sign * plus`` reads as x = +1 and ``-sign * minus`` as x = -1. With ``blendshapes``,
+    the MediaPipe path reads ``x = (1 - weight) * x_g + weight * x_b``; x is clipped to
+    [-1, 1].
     """
 
     component: str
@@ -171,6 +207,8 @@ class ComponentCalibration:
     plus: float
     minus: float
     location: str = ""
+    spread: float = 0.0
+    blendshapes: BlendshapeEvidence | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,23 +260,105 @@ class Calibration:
     def minus(self) -> np.ndarray:
         return np.array([c.minus for c in self.components])
 
-    def apply(self, raw: Any, neutral: Any, clip: bool = True) -> np.ndarray:
+    @property
+    def spread(self) -> np.ndarray:
+        return np.array([c.spread for c in self.components])
+
+    @property
+    def has_blendshapes(self) -> np.ndarray:
+        """(12,) bool: components that read blendshapes on the MediaPipe path."""
+        return np.array([c.blendshapes is not None for c in self.components])
+
+    @property
+    def blendshape_weight(self) -> np.ndarray:
+        return np.array([c.blendshapes.weight if c.blendshapes else 0.0 for c in self.components])
+
+    def evidence(self, blendshapes: Any) -> np.ndarray:
+        """Blendshape evidence ``(n, 12, 2)`` (for the +1 and the -1 term) from MediaPipe's 52
+        blendshapes ``(n, 52)``; NaN for components without a blendshape reading."""
+        bs = np.asarray(blendshapes, dtype=float)
+        if bs.ndim != 2 or bs.shape[1] != _N_BLENDSHAPES:
+            raise InputError(f"blendshapes must have shape (n, {_N_BLENDSHAPES}), got {bs.shape}")
+        out = np.full((bs.shape[0], N_FEATURES, 2), np.nan)
+        for i, c in enumerate(self.components):
+            b = c.blendshapes
+            if b is None:
+                continue
+            for side, terms in enumerate((b.plus, b.minus)):
+                acc = np.zeros(bs.shape[0])
+                for j, w in terms:
+                    acc += w * bs[:, j]
+                out[:, i, side] = acc
+        return out
+
+    def neutral_evidence(self) -> np.ndarray:
+        """(12, 2) the population's neutral evidence (NaN without a blendshape reading)."""
+        return np.array([c.blendshapes.neutral if c.blendshapes else (np.nan, np.nan)
+                         for c in self.components], dtype=float)
+
+    def apply(self, raw: Any, neutral: Any, clip: bool = True, *, population: Any = False,
+              evidence: Any = None, neutral_evidence: Any = None) -> np.ndarray:
         """x ``(n, 12)`` from raw features ``(n, 12)`` and neutral raw features ``(12,)`` or
-        ``(n, 12)``; NaN stays NaN."""
+        ``(n, 12)``; NaN stays NaN.
+
+        ``population`` (bool or ``(n,)`` bools): the neutral is the population's, not the
+        person's own, so each feature's ``spread`` is a dead zone. ``evidence`` ``(n, 12, 2)``
+        (:meth:`evidence`) adds the blendshape reading where the calibration has one;
+        ``neutral_evidence`` ``(12, 2)`` or ``(n, 12, 2)`` defaults to the population's. A
+        row whose evidence is NaN (no blendshapes) uses geometry alone.
+        """
         raw = np.asarray(raw, dtype=float)
         neutral = np.asarray(neutral, dtype=float)
         if raw.ndim != 2 or raw.shape[1] != N_FEATURES:
             raise InputError(f"raw features must have shape (n, {N_FEATURES}), got {raw.shape}")
+        pop = np.broadcast_to(np.asarray(population, dtype=bool), (raw.shape[0],))[:, None]
         fi = self.feature_index
         d = self.sign * (raw[:, fi] - neutral[..., fi])
+        # A population neutral is only an average face: a difference smaller than the ordinary
+        # spread between neutral strangers says more about the person than the expression.
+        d = np.where(pop, np.sign(d) * np.maximum(np.abs(d) - self.spread, 0.0), d)
         x = np.where(d >= 0, d / self.plus, d / self.minus)
+        if evidence is not None:
+            x = self._fuse(x, np.asarray(evidence, dtype=float), neutral_evidence, pop)
         return np.clip(x, -1.0, 1.0) if clip else x
 
+    def _fuse(self, x: np.ndarray, ev: np.ndarray, neutral_ev: Any, pop: np.ndarray) -> np.ndarray:
+        if ev.ndim != 3 or ev.shape[1:] != (N_FEATURES, 2) or ev.shape[0] != x.shape[0]:
+            raise InputError(f"evidence must have shape ({x.shape[0]}, {N_FEATURES}, 2), "
+                             f"got {ev.shape}")
+        n_ev = self.neutral_evidence() if neutral_ev is None else np.asarray(neutral_ev, float)
+        full = np.array([(c.blendshapes.full_plus, c.blendshapes.full_minus) if c.blendshapes
+                         else (1.0, 1.0) for c in self.components])
+        spread = np.array([c.blendshapes.spread if c.blendshapes else (0.0, 0.0)
+                           for c in self.components])
+        above = ev - n_ev
+        above = np.where(pop[..., None], above - spread, above)
+        dpm = np.maximum(above, 0.0) / full
+        xb = np.clip(dpm[..., 0] - dpm[..., 1], -1.0, 1.0)
+        w = self.blendshape_weight
+        fused = (1.0 - w) * np.clip(x, -1.0, 1.0) + w * xb
+        # Without blendshapes (faceless rows, other sources) or a component that has no
+        # blendshape reading: geometry alone.
+        return np.where(np.isfinite(xb), fused, x)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"format": CALIBRATION_FORMAT, "sha256": self.sha256,
-                "components": {c.component: {"feature": c.feature, "sign": c.sign,
-                                             "plus": c.plus, "minus": c.minus}
-                               for c in self.components}}
+        comps: dict[str, Any] = {}
+        for c in self.components:
+            d: dict[str, Any] = {"feature": c.feature, "sign": c.sign, "plus": c.plus,
+                                 "minus": c.minus, "spread": c.spread}
+            b = c.blendshapes
+            if b is not None:
+                d["blendshapes"] = {
+                    "plus": {_BLENDSHAPES[j]: w for j, w in b.plus},
+                    "minus": {_BLENDSHAPES[j]: w for j, w in b.minus},
+                    "full": [b.full_plus, b.full_minus], "neutral": list(b.neutral),
+                    "spread": list(b.spread), "weight": b.weight}
+            comps[c.component] = d
+        return {"format": CALIBRATION_FORMAT, "sha256": self.sha256, "components": comps}
+
+
+_GEOMETRY_KEYS = ("feature", "sign", "plus", "minus", "spread", "blendshapes")
+_BLEND_KEYS = ("plus", "minus", "full", "neutral", "spread", "weight")
 
 
 @lru_cache(maxsize=16)
@@ -257,7 +377,7 @@ def _load_calibration(path: str, mtime_ns: int, size: int) -> Calibration:
     for key in data:
         if key not in ("format", "components"):
             add((key,), f"unknown key {key!r}", did_you_mean(str(key), ("format", "components")))
-    if data.get("format") != CALIBRATION_FORMAT:
+    if data.get("format") not in (CALIBRATION_FORMAT, CALIBRATION_FORMAT_1):
         add(("format",) if "format" in data else (),
             f"format must be {CALIBRATION_FORMAT!r}, got {data.get('format')!r}")
     comps = data.get("components")
@@ -276,9 +396,9 @@ def _load_calibration(path: str, mtime_ns: int, size: int) -> Calibration:
             continue
         ok = True
         for key in spec:
-            if key not in ("feature", "sign", "plus", "minus"):
+            if key not in _GEOMETRY_KEYS:
                 add((*loc, key), f"{name}: unknown key {key!r}",
-                    did_you_mean(str(key), ("feature", "sign", "plus", "minus")))
+                    did_you_mean(str(key), _GEOMETRY_KEYS))
                 ok = False
         feature = spec.get("feature")
         if feature not in RAW_FEATURES:
@@ -292,18 +412,27 @@ def _load_calibration(path: str, mtime_ns: int, size: int) -> Calibration:
         values = {}
         for key in ("plus", "minus"):
             v = spec.get(key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                    or v <= 0:
+            if not _positive(v):
                 add((*loc, key) if key in spec else loc,
                     f"{name}: {key} must be a positive number (the raw change that reads as "
                     f"x = {'+1' if key == 'plus' else '-1'}), got {v!r}")
                 ok = False
             else:
                 values[key] = float(v)
+        spread = spec.get("spread", 0.0)
+        if not _nonnegative(spread):
+            add((*loc, "spread"), f"{name}: spread must be a number >= 0 (raw units), "
+                f"got {spread!r}")
+            ok = False
+        blend = None
+        if spec.get("blendshapes") is not None:
+            blend = _parse_blendshapes(spec["blendshapes"], (*loc, "blendshapes"), name, add)
+            ok = ok and blend is not None
         if ok:
             line, _ = position(positions, loc)
             parsed[name] = ComponentCalibration(name, feature, int(sign), values["plus"],
-                                                values["minus"], f"{path}:{line}")
+                                                values["minus"], f"{path}:{line}",
+                                                float(spread), blend)
     missing = [c for c in COMPONENTS if c not in comps]
     if missing:
         add(("components",), "missing component(s): " + ", ".join(missing))
@@ -311,6 +440,96 @@ def _load_calibration(path: str, mtime_ns: int, size: int) -> Calibration:
         raise RuleBaseError(problems)
     sha = hashlib.sha256(p.read_bytes()).hexdigest()
     return Calibration(tuple(parsed[c] for c in COMPONENTS), path=path, sha256=sha)
+
+
+def _positive(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+
+def _nonnegative(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
+
+
+def _parse_blendshapes(spec: Any, loc: tuple, name: str, add: Any) -> BlendshapeEvidence | None:
+    """The ``blendshapes:`` block of one component, or None after reporting its problems."""
+    if not isinstance(spec, Mapping):
+        add(loc, f"{name}.blendshapes: expected a mapping with plus, minus, full")
+        return None
+    ok = True
+    for key in spec:
+        if key not in _BLEND_KEYS:
+            add((*loc, key), f"{name}.blendshapes: unknown key {key!r}",
+                did_you_mean(str(key), _BLEND_KEYS))
+            ok = False
+    sides = []
+    for side in ("plus", "minus"):
+        terms = spec.get(side) or {}
+        if not isinstance(terms, Mapping):
+            add((*loc, side), f"{name}.blendshapes.{side}: expected a mapping of blendshape "
+                "name -> weight")
+            ok = False
+            continue
+        parsed = []
+        for bs_name, w in terms.items():
+            if bs_name not in _BLENDSHAPES:
+                add((*loc, side, bs_name), f"{name}.blendshapes.{side}: unknown blendshape "
+                    f"{bs_name!r}", did_you_mean(str(bs_name), _BLENDSHAPES))
+                ok = False
+            elif not _positive(w):
+                add((*loc, side, bs_name), f"{name}.blendshapes.{side}.{bs_name}: weight must "
+                    f"be a positive number, got {w!r}")
+                ok = False
+            else:
+                parsed.append((_BLENDSHAPES.index(bs_name), float(w)))
+        sides.append(tuple(parsed))
+    if ok and not (sides[0] or sides[1]):
+        add(loc, f"{name}.blendshapes: name at least one blendshape under plus or minus")
+        ok = False
+    pairs = {}
+    for key, default, check, what in (
+            ("full", None, _positive, "a positive number or [plus, minus] of them"),
+            ("neutral", 0.0, _nonnegative, "a number >= 0 or [plus, minus] of them"),
+            ("spread", 0.0, _nonnegative, "a number >= 0 or [plus, minus] of them")):
+        v = spec.get(key, default)
+        if v is None:
+            add(loc, f"{name}.blendshapes: missing required key {key!r} (the evidence above "
+                "neutral that reads as x = +-1)")
+            ok = False
+            continue
+        vv = list(v) if isinstance(v, (list, tuple)) else [v, v]
+        if len(vv) != 2 or not all(check(q) for q in vv):
+            add((*loc, key), f"{name}.blendshapes.{key}: expected {what}, got {v!r}")
+            ok = False
+            continue
+        pairs[key] = (float(vv[0]), float(vv[1]))
+    weight = spec.get("weight", 0.5)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        add((*loc, "weight"), f"{name}.blendshapes.weight: expected a number in [0, 1] (the "
+            f"blendshapes' share of x on the MediaPipe path), got {weight!r}")
+        ok = False
+    if not ok:
+        return None
+    return BlendshapeEvidence(sides[0], sides[1], pairs["full"][0], pairs["full"][1],
+                              pairs["neutral"], pairs["spread"], float(weight))
+
+
+def expression_activity(evidence: Any, calibration: Calibration) -> np.ndarray:
+    """(n,) the largest blendshape reading |x_b| over the components of each frame, against
+    the population's neutral evidence with its dead zone: 0 for a face doing nothing that
+    neutral strangers do not also do; NaN without evidence."""
+    ev = np.asarray(evidence, dtype=float)
+    has = calibration.has_blendshapes
+    if not has.any():
+        return np.full(ev.shape[0], np.nan)
+    n_ev = calibration.neutral_evidence()
+    spread = np.array([c.blendshapes.spread if c.blendshapes else (0.0, 0.0)
+                       for c in calibration.components])
+    full = np.array([(c.blendshapes.full_plus, c.blendshapes.full_minus) if c.blendshapes
+                     else (1.0, 1.0) for c in calibration.components])
+    reading = np.maximum(ev - n_ev - spread, 0.0) / full
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
+        return np.nanmax(reading[:, has, :].reshape(ev.shape[0], -1), axis=1)
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -336,6 +555,13 @@ class Baseline:
     values: np.ndarray
     source: str = ""
     n_frames: int = 0
+    #: ``(12, 2)`` neutral blendshape evidence (:meth:`Calibration.evidence`) of this face, or
+    #: None: the calibration's population value is used.
+    evidence: np.ndarray | None = None
+    #: True for an average face (the spread between people is then a dead zone).
+    is_population: bool = False
+    #: Indices (into the frames given to :meth:`self_calibrate`) of the frames used.
+    frames: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         v = np.asarray(self.values, dtype=float).reshape(-1)
@@ -346,6 +572,10 @@ class Baseline:
             raise InputError("baseline has no finite value for " + ", ".join(bad))
         v.setflags(write=False)
         object.__setattr__(self, "values", v)
+        if self.evidence is not None:
+            e = np.array(self.evidence, dtype=float).reshape(N_FEATURES, 2)
+            e.setflags(write=False)
+            object.__setattr__(self, "evidence", e)
 
     # -- construction ------------------------------------------------------------
     @classmethod
@@ -385,33 +615,77 @@ class Baseline:
 
     @classmethod
     def self_calibrate(cls, raw: Any, fraction: float = 0.1,
-                       calibration: Calibration | None = None) -> Baseline:
+                       calibration: Calibration | None = None, *, evidence: Any = None,
+                       max_activity: float = NEUTRAL_MAX_ACTIVITY,
+                       min_frames: int = NEUTRAL_MIN_FRAMES, usable: Any = None) -> Baseline:
         """A video's own most neutral frames.
 
-        1. Start from the per-feature median of all complete frames (a person is neutral
-           most of the time, so the median is near neutral).
-        2. Score every frame by how far it is from that reference in calibrated units:
-           the sum over the 12 components of |x| (clipped at 1, so one wild feature cannot
-           dominate).
-        3. Keep the ``fraction`` of frames with the lowest score (at least one) and take their
-           per-feature median; repeat steps 2-3 once with that as the reference.
+        With MediaPipe's blendshape ``evidence`` ``(n, 12, 2)`` (:meth:`Calibration.evidence`),
+        frames are chosen by what the face does, not by how close they are to the video's
+        average (a video of someone smiling throughout would otherwise make the smile its
+        "neutral"):
+
+        1. A frame's expression activity is the largest blendshape reading ``|x_b|`` over the
+           components, against the population's neutral evidence with its dead zone (so the
+           ordinary differences between neutral people read 0).
+        2. Frames with activity <= ``max_activity`` are neutral candidates; if fewer than
+           ``min_frames`` (and 2% of the frames) qualify, the video has no neutral stretch
+           and :class:`NoNeutralFrames` is raised (callers fall back to the population face
+           and say so).
+        3. The baseline is the per-feature median of the ``fraction`` of frames (at least
+           ``min_frames``, at most the candidates) with the lowest activity; its neutral
+           evidence is their median evidence. ``frames`` records which frames were used.
+
+        ``usable`` ``(n,)`` bools excludes frames from being chosen (e.g. faces beyond the
+        pose limit or with a landmark misfit); they are still measured against the result.
+
+        Without ``evidence`` (landmarks only) the geometry decides: start from the median of
+        all complete frames (a person is neutral most of the time), score each frame by the
+        sum over components of calibrated |x| against it, keep the ``fraction`` with the
+        lowest score and take their median; repeat once.
         """
         if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
             raise InputError(f"fraction must be in (0, 1], got {fraction!r}")
         arr = _raw_matrix(raw)
         ok = np.isfinite(arr).all(axis=1)
+        if usable is not None:
+            ok &= np.asarray(usable, dtype=bool).reshape(-1)
         if not ok.any():
             raise InputError("cannot self-calibrate: no frame has all 12 raw features "
                              "(no face found?)")
-        frames = arr[ok]
         cal = calibration or Calibration.default()
-        k = max(1, math.ceil(fraction * frames.shape[0]))
+        n_ok = int(ok.sum())
+        k = max(1, math.ceil(fraction * n_ok))
+        if evidence is not None:
+            ev = np.asarray(evidence, dtype=float)
+            if ev.shape != (arr.shape[0], N_FEATURES, 2):
+                raise InputError(f"evidence must have shape ({arr.shape[0]}, {N_FEATURES}, 2), "
+                                 f"got {ev.shape}")
+            activity = expression_activity(ev, cal)
+            usable = ok & np.isfinite(activity)
+            candidates = np.flatnonzero(usable & (activity <= max_activity))
+            need = max(int(min_frames), math.ceil(0.02 * int(usable.sum())))
+            if len(candidates) < need:
+                raise NoNeutralFrames(
+                    f"no neutral stretch: {len(candidates)} of {int(usable.sum())} frames show "
+                    f"no expression (blendshape activity <= {max_activity:g}), {need} needed")
+            take = min(len(candidates), max(k, need))
+            order = np.argsort(activity[candidates], kind="stable")[:take]
+            chosen = np.sort(candidates[order])
+            return cls(np.median(arr[chosen], axis=0),
+                       f"self-calibrated: {take} frames without expression activity "
+                       f"(blendshapes) of {arr.shape[0]}", take,
+                       evidence=np.median(ev[chosen], axis=0), frames=chosen)
+        rows = np.flatnonzero(ok)
+        frames = arr[ok]
         ref = np.median(frames, axis=0)
+        keep = np.arange(len(frames))
         for _ in range(2):
             score = np.abs(cal.apply(frames, ref)).sum(axis=1)
             keep = np.argsort(score, kind="stable")[:k]
             ref = np.median(frames[keep], axis=0)
-        return cls(ref, f"self-calibrated: {k} most neutral of {frames.shape[0]} frames", k)
+        return cls(ref, f"self-calibrated: {k} most neutral of {frames.shape[0]} frames", k,
+                   frames=np.sort(rows[keep]))
 
     @classmethod
     def per_subject(cls, raw: Any, groups: Any, neutral: Any = None, fraction: float = 0.1,
@@ -450,8 +724,14 @@ class Baseline:
 
     # -- persistence -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"format": BASELINE_FORMAT, "source": self.source, "n_frames": self.n_frames,
-                "features": {f: float(v) for f, v in zip(RAW_FEATURES, self.values, strict=True)}}
+        out: dict[str, Any] = {
+            "format": BASELINE_FORMAT, "source": self.source, "n_frames": self.n_frames,
+            "features": {f: float(v) for f, v in zip(RAW_FEATURES, self.values, strict=True)}}
+        if self.evidence is not None:  # MediaPipe blendshape evidence [+1 term, -1 term]
+            out["evidence"] = {c: [float(a), float(b)] for c, (a, b)
+                               in zip(COMPONENTS, self.evidence, strict=True)
+                               if np.isfinite(a) and np.isfinite(b)}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "baseline") -> Baseline:
@@ -470,7 +750,21 @@ class Baseline:
             values = [float(feats[f]) for f in RAW_FEATURES]
         except (TypeError, ValueError):
             raise InputError(f"{where}: raw features must be numbers") from None
-        return cls(np.array(values), str(data.get("source", "")), int(data.get("n_frames", 0)))
+        evidence = None
+        if data.get("evidence") is not None:
+            ev = data["evidence"]
+            bad = [k for k in ev if k not in COMPONENTS] if isinstance(ev, Mapping) else ["?"]
+            if bad:
+                raise InputError(f"{where}: 'evidence' must map component names to "
+                                 f"[+1 evidence, -1 evidence], got {bad[0]!r}")
+            evidence = np.full((N_FEATURES, 2), np.nan)
+            for c, pair in ev.items():
+                try:
+                    evidence[COMPONENTS.index(c)] = [float(v) for v in pair]
+                except (TypeError, ValueError):
+                    raise InputError(f"{where}: evidence of {c} must be two numbers") from None
+        return cls(np.array(values), str(data.get("source", "")), int(data.get("n_frames", 0)),
+                   evidence=evidence)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write JSON atomically (temp file, then rename)."""
@@ -508,7 +802,7 @@ def _population(scheme: LandmarkScheme) -> Baseline:
         values[i] = pop.get(f, values[i])
     what = "neutral template" if not pop else (
         "population values" if len(pop) == N_FEATURES else "neutral template + population values")
-    return Baseline(values, f"population: {what} of {scheme.name}", 1)
+    return Baseline(values, f"population: {what} of {scheme.name}", 1, is_population=True)
 
 
 # ----------------------------------------------------------------------------- measure
@@ -517,7 +811,7 @@ BaselineSpec = Baseline | Mapping[Hashable, Baseline] | str | None
 
 def measure(landmarks: Any, scheme: LandmarkScheme | str, baseline: BaselineSpec = None,
             calibration: Calibration | str | os.PathLike | None = None, *,
-            groups: Any = None) -> np.ndarray:
+            groups: Any = None, blendshapes: Any = None) -> np.ndarray:
     """The 12 component measurements ``(n, 12)`` in [-1, 1], SPEC order, from landmarks.
 
     ``landmarks``: ``(n, K, 2|3)`` in pixels (or any isotropic unit) of ``scheme``.
@@ -525,53 +819,100 @@ def measure(landmarks: Any, scheme: LandmarkScheme | str, baseline: BaselineSpec
     population default; ``"self"`` to self-calibrate on these frames (per subject when
     ``groups`` is given); or a mapping ``{subject key: Baseline}`` used with ``groups``
     (one key per frame). ``calibration``: a :class:`Calibration`, a path, or None for the
-    shipped one. A component is NaN where the landmarks it needs are missing, so a frame with
-    no face is a NaN row, and ``"self"`` on frames without one complete face gives NaN rows:
-    missing data never raises (bad arguments do, as InputError).
+    shipped one. ``blendshapes``: MediaPipe's ``(n, 52)`` blendshape scores of the same
+    frames, read where the calibration says (docs/geometry.md, "Measurement sources"); they
+    also pick the neutral frames of ``"self"``. A component is NaN where the landmarks it
+    needs are missing, so a frame with no face is a NaN row, and ``"self"`` on frames without
+    one complete face gives NaN rows: missing data never raises (bad arguments do, as
+    InputError). A video or subject without a neutral stretch falls back to the population
+    face with a :class:`NeutralWarning`.
     """
     scheme = LandmarkScheme.load(scheme)
     cal = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
     raw = raw_features(scheme.named(landmarks))
-    neutral = resolve_baseline(raw, scheme, baseline, cal, groups)
-    return cal.apply(raw, neutral)
+    evidence = None if blendshapes is None else cal.evidence(_blendshape_rows(blendshapes, raw))
+    ref = resolve_neutral(raw, scheme, baseline, cal, groups, evidence)
+    for note in ref.notes:
+        warnings.warn(note, NeutralWarning, stacklevel=2)
+    return cal.apply(raw, ref.values, population=ref.population, evidence=evidence,
+                     neutral_evidence=ref.evidence)
 
 
-def _self_or_nan(raw: np.ndarray, calibration: Calibration) -> np.ndarray:
-    if not np.isfinite(raw).all(axis=1).any():
-        return np.full(N_FEATURES, np.nan)
-    return Baseline.self_calibrate(raw, calibration=calibration).values
+class NeutralWarning(UserWarning):
+    """A neutral reference is weaker than asked for (e.g. a video without a neutral stretch)."""
+
+
+def _blendshape_rows(blendshapes: Any, raw: np.ndarray) -> np.ndarray:
+    bs = np.asarray(blendshapes, dtype=float)
+    if bs.ndim != 2 or bs.shape[0] != raw.shape[0]:
+        raise InputError(f"blendshapes must have one row per frame ({raw.shape[0]}), "
+                         f"got shape {bs.shape}")
+    return bs
+
+
+@dataclass(frozen=True)
+class NeutralReference:
+    """The neutral face each frame is measured against (:func:`resolve_neutral`)."""
+
+    values: np.ndarray            # (n, 12) neutral raw features
+    evidence: np.ndarray | None   # (n, 12, 2) neutral blendshape evidence, or None
+    population: np.ndarray        # (n,) True where the neutral is the population's face
+    used: np.ndarray              # (n,) True for the frames a self-calibration took as neutral
+    notes: tuple[str, ...] = ()   # warnings for the user (no neutral stretch, ...)
+    describe: str = ""
 
 
 def resolve_baseline(raw: np.ndarray, scheme: LandmarkScheme, baseline: BaselineSpec,
                      calibration: Calibration, groups: Any = None) -> np.ndarray:
-    """Neutral raw features for each frame: ``(12,)`` or ``(n, 12)``."""
+    """Neutral raw features for each frame ``(n, 12)`` (geometry only)."""
+    return resolve_neutral(raw, scheme, baseline, calibration, groups).values
+
+
+def resolve_neutral(raw: np.ndarray, scheme: LandmarkScheme, baseline: BaselineSpec,
+                    calibration: Calibration, groups: Any = None, evidence: Any = None,
+                    labels: Any = None, usable: Any = None) -> NeutralReference:
+    """The neutral reference of every frame.
+
+    ``groups`` ``(n,)``: one key per frame (a face track, a subject); ``"self"`` calibrates
+    each group on its own frames, with ``evidence`` (blendshapes) choosing the neutral ones.
+    ``labels``: a ``{group key: name}`` mapping used in warnings; ``usable`` ``(n,)``: frames
+    self-calibration may choose as neutral (default all). Self-calibration never
+    raises: a group without one complete frame gets NaN (hence ``unknown`` rows); a group
+    without a neutral stretch gets the population face and a note.
+    """
     n = raw.shape[0]
     keys = None
     if groups is not None:
         keys = np.asarray(groups)
         if keys.shape != (n,):
             raise InputError(f"groups must have one key per frame ({n}), got shape {keys.shape}")
+    none_used = np.zeros(n, bool)
+
+    def fixed(b: Baseline, text: str) -> NeutralReference:
+        ev = None if b.evidence is None else np.broadcast_to(b.evidence, (n, N_FEATURES, 2))
+        return NeutralReference(np.broadcast_to(b.values, (n, N_FEATURES)), ev,
+                                np.full(n, b.is_population), none_used, (), text)
+
     if baseline is None or (isinstance(baseline, str) and baseline == "population"):
-        return Baseline.population(scheme).values
+        return fixed(Baseline.population(scheme), "population")
     if isinstance(baseline, Baseline):
-        return baseline.values
+        return fixed(baseline, f"given: {baseline.source or 'baseline'}")
     if isinstance(baseline, str):
         if baseline != "self":
             raise InputError(f"unknown baseline {baseline!r}: use 'population', 'self', "
                              "a Baseline, or a mapping of subject -> Baseline")
-        # Self-calibration inside measure() never raises: a video (or subject) without a
-        # single complete frame gets a NaN baseline, hence NaN rows ("unknown" labels).
         if keys is None:
-            return _self_or_nan(raw, calibration)
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        table = np.stack([_self_or_nan(raw[inverse == g], calibration)
-                          for g in range(len(uniq))])
-        return table[inverse]
+            keys = np.zeros(n, np.int64)
+        return _self_neutral(raw, scheme, calibration, keys, evidence, labels or {},
+                             usable)
     if isinstance(baseline, Mapping):
         if keys is None:
             raise InputError("a per-subject baseline mapping needs groups= (one key per frame)")
         uniq, inverse = np.unique(keys, return_inverse=True)
         table = np.empty((len(uniq), N_FEATURES))
+        ev_table = np.full((len(uniq), N_FEATURES, 2), np.nan)
+        pop = np.zeros(len(uniq), bool)
+        has_ev = False
         for g, key in enumerate(uniq):
             label = key.item() if hasattr(key, "item") else key
             b = baseline.get(label)
@@ -580,6 +921,57 @@ def resolve_baseline(raw: np.ndarray, scheme: LandmarkScheme, baseline: Baseline
                 raise InputError(f"no baseline for subject {label!r} (first at frame index "
                                  f"{first})")
             table[g] = b.values
-        return table[inverse]
+            pop[g] = b.is_population
+            if b.evidence is not None:
+                ev_table[g] = b.evidence
+                has_ev = True
+        if has_ev:  # subjects without their own evidence use the population's
+            missing = ~np.isfinite(ev_table)
+            ev_table[missing] = np.broadcast_to(calibration.neutral_evidence(),
+                                                ev_table.shape)[missing]
+        return NeutralReference(table[inverse], ev_table[inverse] if has_ev else None,
+                                pop[inverse], none_used, (), "per subject")
     raise InputError(f"baseline must be a Baseline, a mapping, 'population' or 'self', "
                      f"got {type(baseline).__name__}")
+
+
+def _self_neutral(raw: np.ndarray, scheme: LandmarkScheme, cal: Calibration, keys: np.ndarray,
+                  evidence: Any, labels: Mapping[Any, str], usable: Any = None
+                  ) -> NeutralReference:
+    n = raw.shape[0]
+    ev = None if evidence is None else np.asarray(evidence, dtype=float)
+    values = np.full((n, N_FEATURES), np.nan)
+    ev_out = None if ev is None else np.broadcast_to(cal.neutral_evidence(),
+                                                     (n, N_FEATURES, 2)).copy()
+    pop = np.zeros(n, bool)
+    used = np.zeros(n, bool)
+    notes: list[str] = []
+    population = Baseline.population(scheme)
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    for g, key in enumerate(uniq):
+        rows = np.flatnonzero(inverse == g)
+        sub = raw[rows]
+        if not np.isfinite(sub).all(axis=1).any():
+            continue  # no complete face: NaN baseline, hence NaN ("unknown") rows
+        name = labels.get(key.item() if hasattr(key, "item") else key, f"group {key}")
+        ok = None if usable is None else np.asarray(usable, bool)[rows]
+        try:
+            if ok is not None and not (ok & np.isfinite(sub).all(axis=1)).any():
+                raise NoNeutralFrames("no neutral stretch: no frame is usable (every face is "
+                                      "beyond the pose limit or misfit)")
+            b = Baseline.self_calibrate(sub, calibration=cal,
+                                        evidence=None if ev is None else ev[rows], usable=ok)
+        except NoNeutralFrames as exc:
+            notes.append(f"{name}: {exc}; measured against the population's neutral face "
+                         "instead (pass --baseline FILE with this person's neutral face)")
+            values[rows] = population.values
+            pop[rows] = True
+            continue
+        values[rows] = b.values
+        if ev_out is not None and b.evidence is not None:
+            ev_out[rows] = b.evidence
+        if b.frames is not None:
+            used[rows[b.frames]] = True
+    text = "self-calibrated" + (" (blendshapes choose the neutral frames)" if ev is not None
+                                else "")
+    return NeutralReference(values, ev_out, pop, used, tuple(notes), text)

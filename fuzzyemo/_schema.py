@@ -52,13 +52,21 @@ class RuleSpec(_Strict):
     """One FKIS rule. Give its antecedent in exactly one of ``when``, ``coding`` or ``if``."""
 
     id: str = Field(min_length=1)
-    when: dict[str, int | str] | None = Field(
-        None, description="component: term name or code, e.g. {brow_crest: frowning}")
+    when: dict[str, int | str | list[int | str]] | None = Field(
+        None, description="component: a term name or code, hedges allowed before a term name "
+                          "('very raised', 'not very raised', 'any'), or a list of such "
+                          "conditions on one component, ANDed: [raised, not very raised]")
     coding: str | None = Field(
-        None, description="the paper's 12-symbol coding, '*' = don't care, e.g. '0010010(-1)****(-1)'")
+        None, description="the paper's 12-symbol coding, '*' = don't care, e.g. "
+                          "'0010010(-1)****(-1)' (crisp: no hedges)")
     if_: str | None = Field(
-        None, alias="if", description="a sentence: 'brow_crest is frowning and mouth is pressed'")
-    then: Level
+        None, alias="if", description="a sentence: 'brow_crest is frowning and mouth is pressed'; "
+                                      "hedges go before a term: 'mouth is not very open'")
+    graded: dict[str, str] | None = Field(
+        None, description="component: term whose strength sets the intensity: the rule "
+                          "stands for three rules, low, medium and high, each with these "
+                          "conditions hedged as engine.yaml's `grading` says")
+    then: Level | None = Field(None, description="low | medium | high (not with `graded`)")
     weight: float = Field(1.0, gt=0, le=1)
     source: str = Field(min_length=1, description="Table II row or the FACS prototype encoded")
     note: str = ""
@@ -66,8 +74,18 @@ class RuleSpec(_Strict):
     @model_validator(mode="after")
     def _one_antecedent(self) -> RuleSpec:
         given = [k for k in ("when", "coding", "if_") if getattr(self, k) is not None]
+        if self.graded is not None:
+            if self.coding is not None or len(given) > 1:
+                raise ValueError("a graded rule takes its other conditions from 'when' or "
+                                 "'if' (at most one of them), not from 'coding'")
+            if self.then is not None:
+                raise ValueError("a graded rule has no 'then': it stands for its low, medium "
+                                 "and high rules")
+            return self
         if len(given) != 1:
             raise ValueError("give the antecedent in exactly one of 'when', 'coding' or 'if'")
+        if self.then is None:
+            raise ValueError("missing 'then': low, medium or high (or use 'graded')")
         return self
 
 
@@ -89,6 +107,26 @@ class FkisFile(_Strict):
     rules: list[RuleSpec] = Field(default_factory=list)
 
 
+class GradingSpec(_Strict):
+    """How a rule's ``graded`` conditions become its low, medium and high rules: per level,
+    hedge chains each graded condition gets (ANDed), e.g. low: [somewhat, not] writes
+    ``somewhat raised and not raised``. Hedges are fuzzylite's."""
+
+    low: list[str] = Field(default_factory=lambda: list(DEFAULT_GRADING["low"]))
+    medium: list[str] = Field(default_factory=lambda: list(DEFAULT_GRADING["medium"]))
+    high: list[str] = Field(default_factory=lambda: list(DEFAULT_GRADING["high"]))
+
+
+# The facs profile's ladder (docs/rules.md, "Graded rules"): on a term whose membership
+# rises from 0 to 1 over the component's range, the same prototype at 30%, 60% and 100% of
+# its strength reads low, medium and high.
+DEFAULT_GRADING: dict[str, tuple[str, ...]] = {
+    "low": ("somewhat", "not"),
+    "medium": ("very", "not very very"),
+    "high": ("very very",),
+}
+
+
 class EngineFile(_Strict):
     """rules/engine.yaml: inference options (SPEC section 3), overridable from the CLI."""
 
@@ -100,6 +138,8 @@ class EngineFile(_Strict):
     resolution: Literal["exact"] | int = Field(
         "exact", description="'exact' centroid, or the number of grid points (>= 101)")
     min_activation: float = Field(0.1, ge=0, le=1)
+    grading: GradingSpec | None = Field(
+        None, description="the hedges that turn a graded rule into its low/medium/high rules")
 
     @model_validator(mode="after")
     def _resolution(self) -> EngineFile:

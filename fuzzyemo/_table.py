@@ -98,9 +98,12 @@ def rulebase_metadata(rulebase, **extra: Any) -> dict[str, Any]:
     """Provenance recorded in every output file's metadata."""
     from ._version import __version__
 
+    profile = getattr(rulebase, "profile", None)
     return {
         "fuzzyemo_version": __version__,
         "rules_sha256": rulebase.sha256,
+        # The shipped profile's name when one was used (SPEC "Rule profiles"), else absent.
+        **({"rules_profile": profile} if profile else {}),
         "engine": dict(rulebase.options.__dict__),
         "lambda_fcis": rulebase.lambda_fcis,
         "lambda_fkis": rulebase.lambda_fkis,

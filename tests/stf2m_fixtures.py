@@ -97,7 +97,7 @@ def disfa_like(n_subjects: int = 10, n_frames: int = 200, seed: int = 0, k: int 
     lm = _landmarks(x, sid, k, seed)
     x[bad] = np.nan
     lm[bad] = np.nan
-    res = RuleBase.default().compile().evaluate(x)
+    res = RuleBase.default("paper").compile().evaluate(x)  # Table II codings: the paper profile
     n_test = max(2, n_subjects // 3)
     df = pd.DataFrame({
         "subject": [f"SN{i:03d}" for i in sid],
@@ -122,7 +122,7 @@ def wflw_like(n_faces: int = 600, seed: int = 0, k: int = 98) -> pd.DataFrame:
     p = PROTOTYPES[rng.integers(len(PROTOTYPES), size=n_faces)]
     x = np.clip(p * rng.uniform(0.8, 1.0, (n_faces, 1)) + rng.normal(0, 0.06, p.shape), -1, 1)
     lm = _landmarks(x, np.arange(n_faces), k, seed)
-    res = RuleBase.default().compile().evaluate(x)
+    res = RuleBase.default("paper").compile().evaluate(x)  # Table II codings: the paper profile
     df = pd.DataFrame({"image": [f"img{i // 2:05d}.jpg" for i in range(n_faces)],
                        "face_id": np.arange(n_faces) % 2,
                        "split": np.where(np.arange(n_faces) < int(0.7 * n_faces), "train", "test")})

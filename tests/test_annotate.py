@@ -214,7 +214,11 @@ def test_video_rows_columns_and_unknown_frame(video_df):
     # Column layout (OpenFace-like), in order.
     cols = list(df.columns)
     assert cols[:6] == ["source", "frame", "face_id", "timestamp", "confidence", "success"]
-    assert cols[6:8] == ["x_0", "x_1"] and cols[6 + 478] == "y_0" and cols[6 + 956 - 1] == "y_477"
+    # OpenFace's pose columns right after success, then the quality reasons.
+    assert cols[6:13] == ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz",
+                          "quality"]
+    x0 = cols.index("x_0")
+    assert cols[x0 + 1] == "x_1" and cols[x0 + 478] == "y_0" and cols[x0 + 956 - 1] == "y_477"
     comp = cols.index("left_eyebrow")
     assert cols[comp:comp + 12] == list(COMPONENTS)
     for name in ([f"{c}_code" for c in COMPONENTS] + [f"activation_{e}" for e in EMOTIONS]
@@ -226,13 +230,17 @@ def test_video_rows_columns_and_unknown_frame(video_df):
     blank = df.iloc[3]
     assert blank["label"] == "unknown" and blank["class_index"] == -2
     assert blank["confidence"] == 0.0
-    assert np.isnan(blank[["x_0", "y_477", "mouth", "anger_high", "bs_jawOpen"]].astype(float)).all()
+    assert np.isnan(blank[["x_0", "y_477", "mouth", "anger_high", "bs_jawOpen", "pose_Tx",
+                           "pose_Rz"]].astype(float)).all()
+    assert blank["quality"] == ""
     assert pd.isna(blank["mouth_code"])
     # Face frames: finite landmarks in pixels and measurements, known labels.
     faces = df[df["success"] == 1]
     assert np.isfinite(faces[list(COMPONENTS)].to_numpy(float)).all()
     assert faces["x_0"].between(0, 512).all() and faces["y_0"].between(0, 512).all()
-    assert faces["confidence"].eq(1.0).all()
+    # Frontal, whole, large faces that re-landmark consistently: no reason, confidence 1.
+    assert faces["quality"].eq("").all() and faces["confidence"].eq(1.0).all()
+    assert (np.degrees(faces[["pose_Rx", "pose_Ry", "pose_Rz"]].abs()) < 20).all().all()
     assert (faces["class_index"] >= -1).all()
     assert (faces["bs_mouthSmileLeft"].iloc[:3] > 0.5).all()  # the astronaut smiles
 
@@ -275,19 +283,26 @@ def test_baseline_options(media, tmp_path, rb):
     pop = annotate(img, baseline="population", rules=rb, progress=False)
     auto = annotate(img, rules=rb, progress=False)
     np.testing.assert_allclose(pop[list(COMPONENTS)], auto[list(COMPONENTS)])
-    # "self" on one still: the image is its own neutral face, so everything reads 0.
-    own = annotate(img, baseline="self", rules=rb, progress=False)
-    np.testing.assert_allclose(own[list(COMPONENTS)].to_numpy(float), 0.0, atol=1e-12)
-    assert own["label"].iloc[0] == "neutral"
-    # A baseline file: the astronaut's own face again gives zeros.
-    from fuzzyemo._geometry import raw_features
+    # "self" on one still of a broad smile: the blendshapes show an expression, so the smile
+    # is not taken as the neutral face; the population's is used, with a warning.
+    from fuzzyemo import NeutralWarning
+
+    with pytest.warns(NeutralWarning, match="no neutral stretch"):
+        own = annotate(img, baseline="self", rules=rb, progress=False)
+    np.testing.assert_allclose(own[list(COMPONENTS)], pop[list(COMPONENTS)])
+    assert not own["baseline_frame"].any() and own["label"].iloc[0].startswith("happiness")
+    # A baseline file of the astronaut's own face (geometry and blendshapes): zeros.
+    from fuzzyemo._geometry import Calibration, raw_features
     from fuzzyemo._landmarks import LandmarkScheme
 
     lm = np.stack([own.filter(regex=r"^x_\d+$").to_numpy(float),
                    own.filter(regex=r"^y_\d+$").to_numpy(float)], axis=2)
-    b = Baseline.from_frames(raw_features(LandmarkScheme.load("mediapipe478").named(lm)))
+    bs = own.filter(regex=r"^bs_").to_numpy(float)
+    b = Baseline(raw_features(LandmarkScheme.load("mediapipe478").named(lm))[0], "astronaut",
+                 1, evidence=Calibration.default().evidence(bs)[0])
     path = tmp_path / "neutral.json"
     b.save(path)
+    np.testing.assert_allclose(Baseline.load(path).evidence, b.evidence)
     given = annotate(img, baseline=path, rules=rb, progress=False)
     np.testing.assert_allclose(given[list(COMPONENTS)].to_numpy(float), 0.0, atol=1e-5)
     with pytest.raises(InputError, match="baseline"):
@@ -469,20 +484,47 @@ def test_broken_rules_stop_the_run(media, rules_copy):
 
 @mp_needed
 def test_rules_directory_calibration_is_used(media, rules_copy, rb):
-    """A rule directory's own calibration.yaml is read: doubling the right mouth corner's
-    'plus' and 'minus' constants halves its (unclipped) reading on Grace Hopper."""
+    """A rule directory's own calibration.yaml is read: with the right mouth corner measured
+    by geometry alone against Grace Hopper's face (no dead zone, no blendshapes), doubling its
+    'plus' and 'minus' constants halves its (unclipped) reading."""
+    import re
+
     from fuzzyemo._annotate import annotate
 
-    base = annotate(media / "grace.jpg", rules=rules_copy, progress=False)
     cal = rules_copy / "calibration.yaml"
     text = cal.read_text()
     start = text.index("  right_mouth_corner:")
-    block = text[start:].replace("plus: 0.10", "plus: 0.20", 1).replace("minus: 0.06",
-                                                                          "minus: 0.12", 1)
-    cal.write_text(text[:start] + block)
+    geometry_only = re.sub(r"(?m)^    spread: .*\n", "    spread: 0.0\n",
+                           text[start:].split("    blendshapes:")[0], count=1)
+    cal.write_text(text[:start] + geometry_only)
+    base = annotate(media / "grace.jpg", rules=rules_copy, progress=False)
+    cal.write_text(text[:start] + geometry_only.replace("plus: 0.10", "plus: 0.20", 1)
+                   .replace("minus: 0.06", "minus: 0.12", 1))
     wide = annotate(media / "grace.jpg", rules=rules_copy, progress=False)
     a, b = base["right_mouth_corner"].iloc[0], wide["right_mouth_corner"].iloc[0]
     assert abs(a) > 0.01 and b == pytest.approx(a / 2, rel=1e-6)
     assert wide["left_mouth_corner"].iloc[0] == base["left_mouth_corner"].iloc[0]
     assert wide.attrs["fuzzyemo"]["calibration_sha256"] != base.attrs["fuzzyemo"][
         "calibration_sha256"]
+
+
+@mp_needed
+def test_cli_detector_verify_and_min_confidence(media, tmp_path):
+    from typer.testing import CliRunner
+
+    from fuzzyemo._annotate import read_annotations
+    from fuzzyemo.cli import app
+
+    out = tmp_path / "a.parquet"
+    res = CliRunner().invoke(app, ["annotate", str(media / "astronaut.png"), "-o", str(out),
+                                   "--max-faces", "3", "--detector", "short-range",
+                                   "--no-verify", "--min-confidence", "0.5",
+                                   "--no-progress"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    df, meta = read_annotations(out)
+    assert (meta["detector"], meta["verify"], meta["min_confidence"]) == (
+        "short-range", False, 0.5)
+    assert df["success"].tolist() == [1] and df["quality"].tolist() == [""]
+    bad = CliRunner().invoke(app, ["annotate", str(media / "astronaut.png"), "-o", str(out),
+                                   "--detector", "yunet"])
+    assert bad.exit_code == 2 and "detector" in bad.output

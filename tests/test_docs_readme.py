@@ -137,18 +137,19 @@ def test_import_and_inference_need_only_the_listed_packages():
     assert loaded <= allowed, loaded - allowed
 
 
-def test_demo_sample_is_what_the_page_says(rb):
+def test_demo_sample_is_what_the_page_says():
     df = pd.read_csv(SAMPLE)
     x = df[list(COMPONENTS)].to_numpy(float)
-    res = rb.compile().evaluate(x)
+    paper = RuleBase.default("paper")  # the sample's labels below are the paper profile's
+    res = paper.compile().evaluate(x)
     labels = dict(zip(df["sample"], res.labels, strict=True))
 
-    # "the paper's 12 Table II codings": the rule base's Table II rules, verbatim
+    # "the paper's 12 Table II codings": the paper profile's Table II rules, verbatim
     n = int(re.search(r"the paper's (\d+) Table II codings", README)[1])
     table2 = df[df["sample"].str.startswith("table2 ")]
     assert len(table2) == n
     codings = {}
-    for r in rb.rules:
+    for r in paper.rules:
         if r.source.startswith("Table II, "):
             vec = np.zeros(len(COMPONENTS))
             for comp, code in r.conditions:
@@ -167,10 +168,24 @@ def test_demo_sample_is_what_the_page_says(rb):
               if labels[s] in CLASS_NAMES}
     assert len(levels) >= 2, levels
 
-    # `fuzzyemo demo` prints each row's label
-    result = cli("demo")
+    # "`fuzzyemo demo --rules paper` ... labels each Table II coding with its own class"
+    assert "`fuzzyemo demo --rules paper`" in README
+    for _, row in table2.iterrows():
+        name = row["sample"].removeprefix("table2 ")
+        emotion, level = name.lower().split("-")
+        emotion = {"angry": "anger", "happy": "happiness", "sad": "sadness"}.get(emotion, emotion)
+        assert labels[row["sample"]] == f"{emotion}_{level}", name
+
+    # `fuzzyemo demo` prints each row's label, for the default profile and for --rules paper
+    result = cli("demo", "--rules", "paper")
     assert result.exit_code == 0, result.output
     for label in labels.values():
+        assert label in result.output
+    default = RuleBase.default().compile().evaluate(x).labels
+    result = cli("demo")
+    assert result.exit_code == 0, result.output
+    assert "profile facs" in result.output
+    for label in default:
         assert label in result.output
 
 
@@ -186,7 +201,7 @@ def _command(group, args: list[str]):
 
 def test_every_tour_command_and_flag_exists():
     lines = tour()
-    assert len(lines) == 14
+    assert len(lines) == 15
     group = typer.main.get_command(app)
     for args in lines:
         cmd, rest, path = _command(group, args)
@@ -306,12 +321,17 @@ def test_python_block_engine_and_measure(block_ns):
     labels = list(result.labels)
     assert {"neutral", "unknown"} <= set(labels)
     assert set(labels) <= {*CLASS_NAMES, "neutral", "unknown"}
-    # "columns = fuzzyemo.CLASS_NAMES": a labelled row's best column is its label
+    # "columns = fuzzyemo.CLASS_NAMES": a labelled row's label is one of its emotion's three
+    # columns, and (SPEC rev. 2) that emotion is the most activated one
     for i, label in enumerate(labels):
         if label in CLASS_NAMES:
-            assert CLASS_NAMES[int(np.argmax(result.scores[i]))] == label
-    # engine.explain(x[0]): the strongest rules for one row, strongest first
-    reasons = block_ns["engine"].explain(x[0])
+            emotion = EMOTIONS.index(label.rsplit("_", 1)[0])
+            assert int(np.argmax(result.activations[i])) == emotion
+            assert CLASS_NAMES.index(label) // 3 == emotion
+    # engine.explain(x[0]): the strongest rules for one row, strongest first (on a row where
+    # some rule of the default profile fires)
+    fired = int(np.flatnonzero(np.nan_to_num(result.activations).max(axis=1) > 0)[0])
+    reasons = block_ns["engine"].explain(x[fired])
     strengths = [r["strength"] for r in reasons]
     assert strengths == sorted(strengths, reverse=True) and strengths[0] > 0
     # measure: landmarks (n, 98, 2) -> (n, 12)

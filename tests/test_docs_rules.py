@@ -22,12 +22,21 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import fuzzyemo
 import fuzzyemo._lint as lint_module
-from fuzzyemo import COMPONENT_TERMS, COMPONENTS, INTENSITIES, RuleBase, parse_coding
+from fuzzyemo import (
+    COMPONENT_TERMS,
+    COMPONENTS,
+    INTENSITIES,
+    RuleBase,
+    RuleBaseError,
+    parse_coding,
+)
 from fuzzyemo.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-RULES_DIR = ROOT / "rules"
+RULES_ROOT = ROOT / "rules"
+RULES_DIR = RULES_ROOT / "paper"  # the content the page describes: the paper profile
 TEXT = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
 NEW_RULE = "sadness-1-4-17"  # the rule the walkthrough adds
 runner = CliRunner()
@@ -82,11 +91,14 @@ def test_file_tree_lists_every_rule_file():
     listed: set[Path] = set()
     for line in lines[1:]:
         pattern = line.split()[0]
-        found = sorted(RULES_DIR.glob(pattern))
+        found = sorted(RULES_ROOT.glob(pattern.rstrip("/")))
         assert found, f"docs/rules.md lists rules/{pattern}, which matches no file"
-        listed.update(found)
-    shipped = {p for p in RULES_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
-    assert listed == shipped, sorted(str(p.relative_to(RULES_DIR)) for p in shipped ^ listed)
+        listed.update(p for p in found if p.is_file())
+    shipped = {p for p in RULES_ROOT.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert listed == shipped, sorted(str(p.relative_to(RULES_ROOT)) for p in shipped ^ listed)
+    # The profiles the tree names are the shipped ones.
+    named = [ln.split()[0].rstrip("/") for ln in lines[1:] if ln.split()[0].endswith("/")]
+    assert sorted(named) == list(fuzzyemo.profiles())
     # "Every file starts with a comment block that explains its keys".
     for p in shipped:
         assert p.read_text(encoding="utf-8").startswith("# "), p
@@ -142,8 +154,8 @@ def walk(tmp_path_factory) -> Path:
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        assert "`fuzzyemo rules init my-rules`" in s3
-        result = run("rules", "init", "my-rules")
+        assert "`fuzzyemo rules init my-rules --profile paper`" in s3
+        result = run("rules", "init", "my-rules", "--profile", "paper")
         assert result.exit_code == 0, result.output
         path = Path("my-rules/fkis/sadness.yaml")
         assert f"Append to `{path.as_posix()}`" in s3
@@ -191,6 +203,13 @@ def test_step_2_rules_check(walk, monkeypatch):
     assert summary.endswith(" ...")
     assert summary[:-4] in result.output
     assert "(--verbose lists them)" in result.output and "[shadowed]" not in result.output
+    # "`--region mouth=-0.5:1` (repeatable) restricts the measurements"
+    region = re.search(r"`--region (\S+)` \(repeatable\)", flat(s3)).group(1)
+    narrowed = run("rules", "check", "my-rules", "--region", region, "--region",
+                   "nose=0:0.2")
+    assert narrowed.exit_code == 0, narrowed.output
+    assert "region: nose [0, 0.2], mouth [-0.5, 1]" in narrowed.output  # component order
+    assert "[unreachable-rule]" in narrowed.output  # the nose rules cannot wrinkle enough
     # The verbose run only adds notes (found at the rules' prototypes): sample little.
     monkeypatch.setattr(lint_module, "crisp_grid", lambda: np.zeros((1, len(COMPONENTS))))
     monkeypatch.setattr(lint_module, "lint", functools.partial(lint_module.lint, samples=100))
@@ -235,7 +254,8 @@ def test_step_3_rules_show(walk, monkeypatch):
 def test_step_4_infer_before_and_after(walk, mine, rb, monkeypatch):
     monkeypatch.chdir(walk)
     s3 = flat(section(3))
-    m = re.search(r"`fuzzyemo infer face\.csv -o before\.csv` \(shipped rules\) labels it `(\w+)`: "
+    m = re.search(r"`fuzzyemo infer face\.csv -o before\.csv --rules paper` \(the shipped profile\) "
+                  r"labels it `(\w+)`: "
                   r"no shipped rule covers this face \(the one-brow `([\w-]+)` fires at ([\d.]+), "
                   r"below `min_activation`\)", s3)
     assert m, "section 3 states the label before"
@@ -247,7 +267,7 @@ def test_step_4_infer_before_and_after(walk, mine, rb, monkeypatch):
     after_label, act, weight, comp, term = m.group(1), *map(float, m.group(2, 3)), *m.group(4, 5)
     x_at, mu, ecc = map(float, m.group(6, 7, 8))
 
-    assert run("infer", "face.csv", "-o", "before.csv").exit_code == 0
+    assert run("infer", "face.csv", "-o", "before.csv", "--rules", "paper").exit_code == 0
     assert run("infer", "face.csv", "-o", "after.csv", "--rules", "my-rules").exit_code == 0
     before, after = pd.read_csv("before.csv"), pd.read_csv("after.csv")
     assert before.loc[0, "label"] == before_label
@@ -490,3 +510,127 @@ def test_section_8_every_short_form_is_cited(rb):
     cited = " ".join(r.source + " " + r.note for r in rb.rules)
     for form in forms:
         assert form in cited, form
+
+
+# ------------------------------------------------------------------ section 9: hedges
+def test_section_9_hedge_table_is_fuzzylites():
+    from fuzzyemo._hedges import HEDGES, hedge_value
+
+    rows = re.findall(r"^\| `(\w+)` \| (.+?) \| .+? \|$", section(9), re.M)
+    # The page's formulas, as Python (m is the membership).
+    formulas = {
+        "m^2": lambda m: m * m,
+        "2 m^2 if m <= 0.5, else 1 - 2 (1 - m)^2":
+            lambda m: 2 * m * m if m <= 0.5 else 1 - 2 * (1 - m) ** 2,
+        "sqrt(m)": lambda m: m ** 0.5,
+        "sqrt(0.5 m) if m <= 0.5, else 1 - sqrt(0.5 (1 - m))":
+            lambda m: (0.5 * m) ** 0.5 if m <= 0.5 else 1 - (0.5 * (1 - m)) ** 0.5,
+        "1 - m": lambda m: 1 - m,
+        "1": lambda m: 1.0,
+    }
+    assert sorted(name for name, _ in rows) == sorted(HEDGES)
+    for name, formula in rows:
+        for m in np.linspace(0, 1, 41):
+            assert hedge_value([name], m) == pytest.approx(formulas[formula](m), abs=1e-15)
+    # "not very raised is not(very(raised))": right to left.
+    assert hedge_value(["not", "very"], 0.5) == 0.75
+    assert hedge_value(["very", "not"], 0.2) == pytest.approx(0.64)
+
+
+def test_section_9_syntax_block_and_messages(rules_copy):
+    block = fence_after(section(9), "in `if:`, where a component may appear more than once", "yaml")
+    lines = [ln.strip() for ln in block.splitlines() if ln.strip()]
+    assert [ln.split(":")[0] for ln in lines] == ["when", "if"]
+    path = rules_copy / "fkis" / "anger.yaml"
+    text = path.read_text(encoding="utf-8")
+    for i, line in enumerate(lines):
+        text += f'  - id: anger-hedge-{i}\n    {line}\n    then: low\n    source: "docs"\n'
+    path.write_text(text, encoding="utf-8")
+    rules = {r.id: r for r in RuleBase.load(rules_copy).rules if r.id.startswith("anger-hedge-")}
+    assert [tuple(c) for c in rules["anger-hedge-0"].terms] == [
+        ("mouth", 1, ("not",)), ("left_mouth_corner", 1, ()),
+        ("left_mouth_corner", 1, ("not", "very"))]
+    assert [tuple(c) for c in rules["anger-hedge-1"].terms] == [
+        ("mouth", 1, ("very",)), ("mouth", 1, ("not", "extremely"))]
+    # "mouth: very 1 is an error, mouth: 1 is fine"; the misspelt hedge's message.
+    s9 = flat(section(9))
+    m = re.search(r"\(`(unknown hedge '(\w+)' in '(\w+) is \w+ (\w+)' \(hint: [^`]+\))`\)", s9)
+    assert m
+    message, typo, comp, term = m.groups()
+    for key, value, want in ((comp, f"{typo} {term}", message),
+                             ("mouth", "very 1", "hedges apply to term names, not codes"),
+                             ("mouth", "[open, open]", "duplicate condition 'mouth is open'")):
+        path.write_text(text + f'  - id: anger-bad\n    when: {{{key}: {value}}}\n'
+                        '    then: low\n    source: "docs"\n', encoding="utf-8")
+        with pytest.raises(RuleBaseError) as info:
+            RuleBase.load(rules_copy)
+        (problem,) = info.value.problems
+        assert re.search(r"anger\.yaml:\d+:\d+: ", str(problem)) and want in str(problem)
+
+
+def test_section_9_worked_example(tmp_path, monkeypatch):
+    s9 = section(9)
+    monkeypatch.chdir(tmp_path)
+    assert "`fuzzyemo rules init smiles --profile paper`" in s9
+    assert run("rules", "init", "smiles", "--profile", "paper").exit_code == 0
+    path = Path("smiles/fkis/happiness.yaml")
+    assert f"in\n`{path.as_posix()}`, replace the list after `rules:`" in s9
+    text = path.read_text(encoding="utf-8")
+    block = fence_after(s9, "replace the list after `rules:`", "yaml")
+    path.write_text(text[:text.index("\nrules:") + 1] + block, encoding="utf-8")
+    rb = RuleBase.load("smiles")
+    assert [r.id for r in rb.rules if r.emotion == "happiness"] == [
+        "happiness-smile-slight", "happiness-smile-broad"]
+    # The page's table, recomputed: r, 1 - r^2, the two strengths and the label.
+    assert rb.component_mf("left_mouth_corner", 1).params == (0.15, 0.6, 1.0, 1.0)
+    rows = re.findall(r"^\| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| "
+                      r"`(\w+)` \|$", s9, re.M)
+    assert len(rows) == 3
+    x = np.zeros((3, len(COMPONENTS)))
+    corners = [COMPONENTS.index("left_mouth_corner"), COMPONENTS.index("right_mouth_corner")]
+    x[:, corners] = [[float(r[0])] for r in rows]
+    for precision in ("single", "double"):
+        res = rb.compile(precision=precision).evaluate(x, strengths=True, memberships=True)
+        for i, (_, r, not_very, slight, broad, label) in enumerate(rows):
+            mu = res.memberships[i, corners[0], 2]
+            assert mu == pytest.approx(float(r), abs=5e-4)
+            assert 1 - mu * mu == pytest.approx(float(not_very), abs=5e-4)
+            ids = [r.id for r in rb.rules]
+            got = [res.strengths[i, ids.index(k)] for k in ("happiness-smile-slight",
+                                                            "happiness-smile-broad")]
+            assert got == pytest.approx([float(slight), float(broad)], abs=5e-4)
+            assert res.labels[i] == label
+    # The Python block prints what its comments say.
+    code = fence_after(s9, "The same from Python:", "python")
+    expected = []
+    for line in code.splitlines():
+        if line.startswith("# "):
+            expected.append(line[2:])
+        elif line.startswith("print(") and "#" in line:
+            expected.append(line.split("#", 1)[1].strip())
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(code, "docs/rules.md", "exec"), {"__name__": "__docs__"})
+    assert buf.getvalue().splitlines() == expected
+
+
+# ------------------------------------------------------------------ section 2
+def test_section_2_edit_example(rules_copy):
+    s2 = section(2)
+    block = fence_after(s2, "**To change one,**", "yaml")
+    new = re.search(r"raised:\s+(\{.*?\})", block).group(1)
+    old = re.search(r"# was (\[.*?\])", block).group(1)
+    path = rules_copy / "fcis.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("  left_eyebrow:")
+    line = next(ln for ln in text[start:].splitlines() if ln.strip().startswith("raised:"))
+    assert old in line  # "was": the shipped parameters
+    path.write_text(text[:start] + text[start:].replace(line, f"      raised:   {new}", 1),
+                    encoding="utf-8")
+    rb = RuleBase.load(rules_copy)
+    mf = rb.component_mf("left_eyebrow", 1)
+    assert mf.params == tuple(yaml.safe_load(new)["params"])
+    assert float(mf(0.5)) == 1.0 and float(RuleBase.load("paper").component_mf(
+        "left_eyebrow", 1)(0.5)) < 1.0
+    m = re.search(r"then run `fuzzyemo rules check (\S+)`", s2)
+    assert run("rules", "check", ROOT / m.group(1)).exit_code == 0

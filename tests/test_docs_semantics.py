@@ -18,7 +18,6 @@ import pytest
 from typer.testing import CliRunner
 
 from fuzzyemo import (
-    CLASS_NAMES,
     COMPONENT_TERMS,
     COMPONENTS,
     EMOTIONS,
@@ -197,19 +196,28 @@ def _two_emotion_rulebase(shipped: RuleBase, weight: float) -> RuleBase:
     return dataclasses.replace(shipped, emotions=tuple(emotions))
 
 
-def test_score_ties_up_to_rounding(shipped: RuleBase) -> None:
-    """Scores within 1e-12 of the maximum are tied, and ties go to the lower class index."""
-    tie = float(stated(r"scores within ([\d.e-]+) of the maximum count as tied"))
+def test_activation_ties_up_to_rounding(shipped: RuleBase) -> None:
+    """Activations within 1e-12 of the largest are tied, and ties go to the lower emotion."""
+    tie = float(stated(r"activations within ([\d.e-]+) of the largest count as tied"))
     x = np.zeros((1, len(COMPONENTS)))
     x[0, COMPONENTS.index("mouth")] = 1.0
     labels = {}
     for gap in (tie / 10, tie * 10):
         res = _two_emotion_rulebase(shipped, 1.0 - gap).compile(precision="double").evaluate(x)
-        scores = res.scores[0]
-        happy, angry = CLASS_NAMES.index("happiness_high"), CLASS_NAMES.index("anger_high")
-        assert 0 < scores[angry] - scores[happy] < 2 * gap  # anger's score is the larger
+        act = res.activations[0]
+        assert 0 < act[EMOTIONS.index("anger")] - act[0] < 2 * gap  # anger's is the larger
         labels[gap] = res.labels[0]
     assert labels == {tie / 10: "happiness_high", tie * 10: "anger_high"}
+
+
+def test_no_rule_fires_with_min_activation_zero(shipped: RuleBase) -> None:
+    """min_activation 0 and nothing fires: happiness by the tie, nu taken as 0: low."""
+    assert "so the row is `happiness_low`, as in rev. 1" in PROSE
+    rb = _two_emotion_rulebase(shipped, 1.0).with_options(min_activation=0.0)
+    for precision in ("single", "double"):
+        res = rb.compile(precision=precision).evaluate(np.zeros((3, len(COMPONENTS))))
+        assert (res.activations == 0).all() and np.isnan(res.eccentricity).all()
+        assert res.labels.tolist() == ["happiness_low"] * 3
 
 
 def test_min_activation_up_to_rounding(shipped: RuleBase) -> None:
@@ -229,30 +237,32 @@ def test_min_activation_up_to_rounding(shipped: RuleBase) -> None:
     assert label(a + tie * 10) == "neutral"
 
 
-def test_intensity_gap_labels_happiness_low(shipped: RuleBase) -> None:
-    """With lambda2 = 0.2 anger's functions leave gaps: an eccentricity there scores 0
-    everywhere and the row is happiness_low; at the default lambda2 nothing is uncovered."""
-    lam = float(stated(r"the shipped anger functions with lambda2 = ([\d.]+)"))
-    assert "labels the row `happiness_low` whatever emotion fired" in PROSE
+def test_intensity_gap_labels_the_emotion_low() -> None:
+    """With lambda2 = 0.2 the paper profile's anger functions leave gaps: an eccentricity
+    there scores 0 on every level, the levels tie, and the row is anger_low; at the default
+    lambda2 nothing is uncovered."""
+    lam = float(stated(r"the `paper` profile's anger functions with lambda2 = ([\d.]+)"))
+    assert "the row is labelled that emotion's lowest level (`anger_low`)" in PROSE
+    paper = RuleBase.default("paper")
     u = np.linspace(0.0, 1.0, 10001)
 
     def uncovered(rb: RuleBase, emotion: str) -> np.ndarray:
         return np.max([rb.intensity_mf(emotion, k)(u) for k in INTENSITIES], axis=0) == 0
 
-    assert not any(uncovered(shipped, e).any() for e in EMOTIONS)
-    rb = shipped.with_options(lambda_fkis=lam)
+    assert not any(uncovered(paper, e).any() for e in EMOTIONS)
+    rb = paper.with_options(lambda_fkis=lam)
     anger = EMOTIONS.index("anger")
     assert uncovered(rb, "anger").any()
     x = np.random.default_rng(0).uniform(-1, 1, (40000, len(COMPONENTS)))
     res = rb.compile().evaluate(x)
-    only_anger = ((res.activations[:, anger] >= rb.options.min_activation)
-                  & (np.nan_to_num(res.activations).sum(axis=1) == res.activations[:, anger]))
-    in_gap = only_anger & (res.scores.max(axis=1) == 0)
+    strongest = np.nan_to_num(res.activations).argmax(axis=1) == anger
+    in_gap = (strongest & (res.activations[:, anger] >= rb.options.min_activation)
+              & (res.scores[:, 3:6].max(axis=1) == 0))
     assert in_gap.sum() >= 3
     gap = uncovered(rb, "anger")
     idx = np.clip(np.round(res.eccentricity[in_gap, anger] * 10000).astype(int), 0, 10000)
     assert gap[idx].all()
-    assert set(res.labels[in_gap]) == {"happiness_low"}
+    assert set(res.labels[in_gap]) == {"anger_low"}
 
 
 # ============================================================================ precision

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from fuzzyemo import (
     CLASS_NAMES,
     COMPONENT_TERMS,
@@ -15,9 +17,29 @@ from fuzzyemo import (
     UNKNOWN_INDEX,
     RuleBase,
     class_index,
+    profiles,
 )
 
-SPEC = (Path(__file__).resolve().parent.parent / "docs" / "SPEC.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = (ROOT / "docs" / "SPEC.md").read_text(encoding="utf-8")
+SHARED = ROOT.parent / "shared" / "SPEC.md"  # the contract as the project keeps it
+
+
+@pytest.mark.skipif(not SHARED.is_file(), reason="no ../shared/SPEC.md beside this checkout")
+def test_docs_spec_is_the_shared_spec() -> None:
+    """docs/SPEC.md is a byte-identical copy of ../shared/SPEC.md (copy it over to update)."""
+    assert (ROOT / "docs" / "SPEC.md").read_bytes() == SHARED.read_bytes()
+
+
+def test_spec_is_rev_2() -> None:
+    """Rule profiles and the rev. 2 label rule are the contract the code implements."""
+    assert "Rule profiles (rev. 2)" in SPEC
+    flat = " ".join(SPEC.split())
+    assert "the emotion e* with the largest activation a_e" in flat
+    assert "k* = argmax_k nu_{e*,k}(eps_e*) (ties: the lower level)" in flat
+    names = re.findall(r"^- `(\w+)`(?: \(the default\))?:", SPEC, flags=re.M)
+    assert sorted(names) == sorted(profiles())
+    assert re.search(r"^- `facs` \(the default\):", SPEC, flags=re.M)
 
 
 def test_components_table_matches_vocabulary_and_shipped_rules() -> None:

@@ -60,13 +60,14 @@ PLAIN = {"low": {"mf": "trapmf", "params": [0, 0, 0.1, 0.3]},
 
 
 def build(dest: Path, anger_rules: list[dict[str, Any]], intensity: dict[str, Any],
-          **engine: Any) -> RuleBase:
-    """A rule base whose only rules are anger's; other emotions have none."""
+          other_rules: dict[str, list[dict[str, Any]]] | None = None, **engine: Any) -> RuleBase:
+    """A rule base whose only rules are anger's (and ``other_rules``, emotion -> rules, with
+    the PLAIN intensity functions); other emotions have none."""
     shutil.copytree(default_rules_dir(), dest)
     (dest / "fcis.yaml").write_text(yaml.safe_dump(_fcis(), sort_keys=False))
     (dest / "engine.yaml").write_text(yaml.safe_dump({"format": "fuzzyemo-engine/1", **engine}))
     for emo in EMOTIONS:
-        rules = anger_rules if emo == "anger" else []
+        rules = anger_rules if emo == "anger" else (other_rules or {}).get(emo, [])
         doc = {"format": "fuzzyemo-fkis/1", "emotion": emo, "lambda": 0.4,
                "lambda_reference": 0.4, "intensity": intensity if emo == "anger" else PLAIN,
                "rules": [{"id": f"{emo}-{i}", "source": "golden", **r}
@@ -384,3 +385,144 @@ def test_lambda_knobs(tmp_path: Path) -> None:
     assert res.eccentricity[0, ANGER] == pytest.approx(53 / 110, abs=TOL_ECC)
     # nu_medium(53/110) = (198/110 - 53/110)/1.6 = 145/176 -> s = 0.75 * 145/176 = 435/704
     assert res.scores[0, 4] == pytest.approx(435 / 704, abs=TOL_SCORE)
+
+
+# ============================================================================ case 10
+# SPEC 3.7 rev. 2: the label is the most activated emotion, not the largest score.
+# anger (index 1): "mouth is open -> low" and "left_eye is wide -> high", both at 0.53
+#   (mouth = left_eye = 0.265: membership 2x). low = trapmf [0, 0, 0.1, 0.6] and
+#   high = trapmf [0.4, 0.9, 1, 1] are mirror images about u = 0.5, so B is symmetric and
+#   eps = 0.5 exactly; there nu_low = (0.6 - 0.5) / 0.5 = 0.2 = nu_high.
+#   (a) medium = trimf [0.3, 0.35, 0.4]: nu_medium(0.5) = 0. low and high tie at 0.2: the
+#       lower level wins -> anger_low; s_low = s_high = 0.53 * 0.2 = 0.106.
+#   (b) medium = trimf [0.3, 0.5, 0.7] (fired by no rule): nu_medium(0.5) = 1 -> anger_medium,
+#       s_medium = 0.53: the centroid between low and high reads as medium.
+# happiness (index 0): "nose is wrinkled -> medium" at 0.23 (nose = 0.115), PLAIN medium
+#   trimf [0.2, 0.5, 0.8] is symmetric: eps = 0.5, on medium's core: s = 0.23 * 1 = 0.23.
+# Rev. 1 (the class of the largest score) labelled (a) happiness_medium (0.23 > 0.106):
+# a weakly fired emotion on a level's core outranked a strongly fired one. Rev. 2: anger.
+BLEND = {"low": {"mf": "trapmf", "params": [0, 0, 0.1, 0.6]},
+         "high": {"mf": "trapmf", "params": [0.4, 0.9, 1, 1]}}
+
+
+@pytest.mark.parametrize(("medium", "label", "s_anger"),
+                         [([0.3, 0.35, 0.4], "anger_low", [0.106, 0.0, 0.106]),
+                          ([0.3, 0.5, 0.7], "anger_medium", [0.106, 0.53, 0.106])])
+def test_strongest_emotion_beats_a_weak_one_on_a_core(tmp_path: Path, medium: list[float],
+                                                      label: str, s_anger: list[float]) -> None:
+    intensity = {"low": BLEND["low"], "medium": {"mf": "trimf", "params": medium},
+                 "high": BLEND["high"]}
+    rb = build(tmp_path / "rules",
+               [{"when": {"mouth": "open"}, "then": "low"},
+                {"when": {"left_eye": "wide"}, "then": "high"}], intensity,
+               other_rules={"happiness": [{"when": {"nose": "wrinkled"}, "then": "medium"}]})
+    x = row(mouth=0.265, left_eye=0.265, nose=0.115)[None]
+    for precision in ("single", "double"):
+        res = rb.compile(precision=precision).evaluate(x)
+        assert res.activations[0, ANGER] == pytest.approx(0.53, abs=TOL_ACT)
+        assert res.activations[0, 0] == pytest.approx(0.23, abs=TOL_ACT)
+        assert res.eccentricity[0, ANGER] == pytest.approx(0.5, abs=TOL_ECC)
+        assert res.eccentricity[0, 0] == pytest.approx(0.5, abs=TOL_ECC)
+        np.testing.assert_allclose(res.scores[0, 3:6], s_anger, atol=TOL_SCORE)
+        np.testing.assert_allclose(res.scores[0, 0:3], [0.0, 0.23, 0.0], atol=TOL_SCORE)
+        # The weak emotion's score (0.23) may be the largest; the label is still anger's.
+        assert res.labels[0] == label, precision
+
+
+# ============================================================================ case 11
+# Linguistic hedges (SPEC 3.2 rev. 2), by hand, in the style of pyfuzzylite's hedge tests:
+# a membership m and each hedge's value (fuzzylite's definitions), exact decimals or roots.
+#   m     any  not   seldom                  somewhat                very    extremely
+HEDGE_TABLE = [
+    (0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0),
+    (0.1, 1.0, 0.9, math.sqrt(0.05), math.sqrt(0.1), 0.01, 0.02),
+    (0.25, 1.0, 0.75, math.sqrt(0.125), 0.5, 0.0625, 0.125),
+    (0.5, 1.0, 0.5, 0.5, math.sqrt(0.5), 0.25, 0.5),
+    (0.75, 1.0, 0.25, 1 - math.sqrt(0.125), math.sqrt(0.75), 0.5625, 0.875),
+    (0.9, 1.0, 0.1, 1 - math.sqrt(0.05), math.sqrt(0.9), 0.81, 0.98),
+    (1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0),
+]
+HEDGE_ORDER = ("any", "not", "seldom", "somewhat", "very", "extremely")
+# One rule per emotion, each on 'mouth is open' (membership exactly 2x for x in [0, 0.5])
+# with one hedge, so one row gives all six hedged values as the six activations.
+HEDGED_BY_EMOTION = {e: h for e, h in zip(EMOTIONS, HEDGE_ORDER, strict=True)}
+
+
+def test_hedge_values_by_hand() -> None:
+    from fuzzyemo._hedges import apply_hedges, hedge_value
+
+    for m, *want in HEDGE_TABLE:
+        for h, w in zip(HEDGE_ORDER, want, strict=True):
+            assert hedge_value([h], m) == pytest.approx(w, abs=1e-15), (h, m)
+            for dtype, tol in ((np.float64, 1e-15), (np.float32, 1e-7)):
+                arr = np.array([m], dtype=dtype)
+                assert apply_hedges([h], arr)[0] == pytest.approx(w, abs=tol), (h, m, dtype)
+                assert arr.dtype == dtype
+    # Chains apply right to left: not(very(0.5)) = 0.75; very(not(0.5)) = 0.25;
+    # extremely(seldom(m)) = m (seldom is extremely's inverse on [0, 1]).
+    assert hedge_value(["not", "very"], 0.5) == 0.75
+    assert hedge_value(["very", "not"], 0.25) == 0.5625
+    for m in (0.1, 0.3, 0.5, 0.7, 0.95):
+        assert hedge_value(["extremely", "seldom"], m) == pytest.approx(m, abs=1e-15)
+    assert hedge_value(["not", "any"], 0.3) == 0.0
+
+
+@pytest.fixture(scope="module")
+def hedge_rb(tmp_path_factory: pytest.TempPathFactory) -> RuleBase:
+    rules = {e: [{"when": {"mouth": "any" if h == "any" else f"{h} open"}, "then": "medium"}]
+             for e, h in HEDGED_BY_EMOTION.items()}
+    return build(tmp_path_factory.mktemp("hedges") / "rules", rules.pop("anger"), PLAIN,
+                 other_rules=rules)
+
+
+@pytest.mark.parametrize("precision", ["single", "double"])
+def test_hedged_activations_are_the_table(hedge_rb: RuleBase, precision: str) -> None:
+    x = np.array([row(mouth=m / 2) for m, *_ in HEDGE_TABLE])
+    res = hedge_rb.compile(precision=precision).evaluate(x)
+    want = np.array([values for _, *values in HEDGE_TABLE])
+    tol = 1e-15 if precision == "double" else 2e-7
+    np.testing.assert_allclose(res.activations, want, rtol=0, atol=tol)
+    # medium = trimf [0.2, 0.5, 0.8] is symmetric: eps = 0.5 and s_medium = a_e wherever a
+    # rule fires; the label is the most activated emotion (ties: the lower index), medium.
+    fired = res.activations > 0
+    np.testing.assert_allclose(res.eccentricity[fired], 0.5, atol=TOL_ECC)
+    np.testing.assert_allclose(res.scores[:, 1::3], res.activations, atol=TOL_SCORE)
+    # Row m = 0: any and not fire at 1 (happiness wins the tie); m = 0.75: any (1) again.
+    assert res.labels.tolist() == ["happiness_medium"] * len(HEDGE_TABLE)
+
+
+# A hedged rule, end to end: "left_mouth_corner is raised and left_mouth_corner is not very
+# raised -> anger is low", weight 1, with our FCIS (raised = 2x on [0, 0.5]).
+# x = 0.3: m = 0.6, very = 0.36, not very = 0.64.  min: f = 0.6;  product: 0.6 * 0.64 = 0.384.
+# PLAIN low = trapmf [0, 0, 0.1, 0.3] clipped at h: flat h on [0, 0.3 - 0.2h], then falling
+#   area = 0.3h - 0.1h^2;  moment = h (0.3 - 0.2h)^2 / 2 + 0.03h^2 - 0.04h^3 / 3
+#   h = 0.6: area = 0.144, moment = 0.00972 + 0.0108 - 0.00288 = 0.01764, eps = 0.1225
+#   nu_low(0.1225) = (0.3 - 0.1225) / 0.2 = 0.8875 -> s_low = 0.5325; medium(0.1225) = 0
+#   -> anger_low.
+def clipped_low_centroid(h: float) -> float:
+    return (h * (0.3 - 0.2 * h) ** 2 / 2 + 0.03 * h * h - 0.04 * h ** 3 / 3) / (0.3 * h - 0.1 * h * h)
+
+
+@pytest.mark.parametrize(("tnorm", "strength"), [("min", 0.6), ("product", 0.384)])
+def test_hedged_rule_firing_and_label(tmp_path: Path, tnorm: str, strength: float) -> None:
+    assert clipped_low_centroid(0.6) == pytest.approx(0.1225, abs=1e-15)
+    rb = build(tmp_path / "rules",
+               [{"when": {"left_mouth_corner": ["raised", "not very raised"]}, "then": "low"}],
+               PLAIN, tnorm=tnorm)
+    (rule,) = rb.rules
+    assert rule.hedges == ((), ("not", "very")) and rule.coding == "*" * 12
+    x = row(left_mouth_corner=0.3)[None]
+    for precision in ("single", "double"):
+        res = rb.compile(precision=precision).evaluate(x, strengths=True)
+        assert res.strengths[0, 0] == pytest.approx(strength, abs=TOL_ACT)
+        eps = clipped_low_centroid(strength)
+        assert res.eccentricity[0, ANGER] == pytest.approx(eps, abs=TOL_ECC)
+        assert res.scores[0, 3] == pytest.approx(strength * (0.3 - eps) / 0.2, abs=TOL_SCORE)
+        assert res.labels[0] == "anger_low"
+    # explain shows the hedge words and the hedged membership next to the term's own.
+    (why,) = rb.compile().explain(x[0], top=1)
+    assert [(c["text"], c["hedges"]) for c in why["conditions"]] == [
+        ("left_mouth_corner is raised", []),
+        ("left_mouth_corner is not very raised", ["not", "very"])]
+    assert [round(c["membership"], 6) for c in why["conditions"]] == [0.6, 0.64]
+    assert [round(c["term_membership"], 6) for c in why["conditions"]] == [0.6, 0.6]

@@ -179,15 +179,25 @@ def check_invariants(rb: RuleBase, engine: Any, x: np.ndarray) -> None:
         for k, level in enumerate(INTENSITIES):
             nu = rb.intensity_mf(emo, level)(ecc[on, e])
             np.testing.assert_allclose(block[on, k], act[on, e] * nu, rtol=0, atol=1e-12)
-    # SPEC 3.7: neutral exactly when max activation < min_activation; else the first
-    # maximum. Both decided up to 1e-12 (docs/semantics.md): equal scores reached along
-    # different paths differ by rounding (~1e-16) and still count as tied.
+    # SPEC 3.7 (rev. 2): neutral exactly when max activation < min_activation; else the
+    # first most activated emotion, at the first level maximising nu_k(eps) of that emotion
+    # (nu taken as 0 where the emotion did not fire). Both decided up to 1e-12
+    # (docs/semantics.md): equal values reached along different paths differ by rounding
+    # (~1e-16) and still count as tied.
     tie = 1e-12
     neutral = act.max(axis=1) < rb.options.min_activation - tie
     assert (cls[neutral] == -1).all()
-    s = scores[~neutral]
-    first_max = np.argmax(s >= s.max(axis=1, keepdims=True) - tie, axis=1)
-    assert np.array_equal(cls[~neutral], first_max)
+    a = act[~neutral]
+    emotion = np.argmax(a >= a.max(axis=1, keepdims=True) - tie, axis=1)
+    rows = np.flatnonzero(~neutral)
+    nu = np.zeros((len(rows), 3))
+    for i, (r, e) in enumerate(zip(rows, emotion, strict=True)):
+        if act[r, e] > 0:
+            nu[i] = [float(rb.intensity_mf(EMOTIONS[e], k)(ecc[r, e])) for k in INTENSITIES]
+    level = np.argmax(nu >= nu.max(axis=1, keepdims=True) - tie, axis=1)
+    assert np.array_equal(cls[~neutral], 3 * emotion + level)
+    # The label's emotion is the most activated one, whatever the scores say.
+    assert (a[np.arange(len(a)), emotion] >= a.max(axis=1) - tie).all()
     names = np.array([*CLASS_NAMES, "unknown", "neutral"], dtype=object)
     assert np.array_equal(res.labels, names[res.class_index.astype(np.int64)])
 
@@ -424,3 +434,113 @@ def test_everything_is_deterministic(shipped: RuleBase, big_input: np.ndarray) -
     runs = [engine.evaluate(big_input) for _ in range(3)]
     for a, b in itertools.pairwise(runs):
         _assert_identical(a, b)
+
+
+# ============================================================================ hedges
+HEDGE_CHAINS = [(), ("very",), ("somewhat",), ("extremely",), ("seldom",), ("not",),
+                ("not", "very"), ("very", "very"), ("somewhat", "not"), ("any",)]
+
+
+@st.composite
+def hedged_rule_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """A rule whose conditions carry hedge chains; a component may appear twice."""
+    comps = draw(st.lists(st.sampled_from(COMPONENTS), min_size=1, max_size=3, unique=True))
+    when: dict[str, Any] = {}
+    anchor: dict[str, int] = {}
+    for c in comps:
+        conds = []
+        for _ in range(draw(st.integers(1, 2))):
+            code = draw(st.sampled_from(sorted(COMPONENT_TERMS[c])))
+            chain = draw(st.sampled_from(HEDGE_CHAINS))
+            text = " ".join(chain) if chain[-1:] == ("any",) else " ".join(
+                [*chain, COMPONENT_TERMS[c][code]])
+            if text not in conds:
+                conds.append(text)
+            anchor.setdefault(c, code)
+        when[c] = conds if len(conds) > 1 else conds[0]
+    return {"when": when, "anchor": anchor, "then": draw(st.sampled_from(INTENSITIES)),
+            "weight": draw(st.floats(0.05, 1.0))}
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(rules=st.dictionaries(st.sampled_from(EMOTIONS), st.lists(hedged_rule_specs(),
+                                                                 min_size=1, max_size=3),
+                             min_size=1, max_size=3),
+       tnorm=st.sampled_from(["min", "product"]), data=st.data())
+def test_invariants_hedged_rulebases(tmp_path_factory: pytest.TempPathFactory,
+                                     rules: dict[str, list[dict[str, Any]]], tnorm: str,
+                                     data: st.DataObject) -> None:
+    """SPEC 3 invariants hold with hedges; each rule's strength is weight * T over its
+    conditions of the hedged memberships, computed here from the memberships and
+    fuzzyemo._hedges.hedge_value; single and double precision agree."""
+    from fuzzyemo._hedges import hedge_value
+
+    rb = write_rulebase(tmp_path_factory.mktemp("hedged") / "rules", rules,
+                        engine={"tnorm": tnorm})
+    x = data.draw(rows_for({e: [{"when": r["anchor"]} for r in rs] for e, rs in rules.items()}))
+    engine = rb.compile(precision="double")
+    check_invariants(rb, engine, x)
+    res = engine.evaluate(x, memberships=True, strengths=True)
+    known = ~np.isnan(x).any(axis=1)
+    for j, rule in enumerate(rb.rules):
+        for i in np.flatnonzero(known):
+            parts = [hedge_value(c.hedges, res.memberships[i, COMPONENTS.index(c.component),
+                                                             c.code + 1]) for c in rule.terms]
+            want = rule.weight * (np.prod(parts) if tnorm == "product" else min(parts))
+            assert res.strengths[i, j] == pytest.approx(want, abs=1e-12), (rule.id, i)
+    single = rb.compile(precision="single").evaluate(x)
+    np.testing.assert_allclose(single.activations, res.activations, rtol=0, atol=1e-6)
+
+
+def test_hedged_chunking_threads_and_precision(hedged_rulebase: RuleBase,
+                                               big_input: np.ndarray) -> None:
+    """The extra hedged membership rows keep evaluation bit-identical across chunkings and
+    threads, and the precisions within the documented bounds."""
+    ref = hedged_rulebase.compile(chunk_size=len(big_input), n_jobs=1).evaluate(big_input)
+    for chunk, jobs in ((7, 2), (1000, 2), (4096, 1)):
+        got = hedged_rulebase.compile(chunk_size=chunk, n_jobs=jobs).evaluate(big_input)
+        _assert_identical(got, ref)
+    engine = hedged_rulebase.compile()
+    check_invariants(hedged_rulebase, engine, big_input)  # NaN rows stay unknown, etc.
+    assert np.isnan(big_input).any() and (ref.class_index[np.isnan(big_input).any(1)] == -2).all()
+    assert len(engine.hedged_rows) == len({(c.component, c.code, c.hedges)
+                                           for r in hedged_rulebase.rules for c in r.terms
+                                           if c.hedges})
+    double = hedged_rulebase.compile(precision="double").evaluate(big_input)
+    np.testing.assert_allclose(ref.activations, double.activations, rtol=0, atol=5e-7)
+    np.testing.assert_allclose(ref.eccentricity, double.eccentricity, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(ref.scores, double.scores, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("hedge", ["somewhat", "seldom"])
+def test_square_root_hedges_are_exact_in_single_precision(tmp_path: Path, hedge: str) -> None:
+    """sqrt-type hedges amplify a membership's rounding near 0 and 1 (float32 rounding of
+    6e-8 becomes 2.4e-4): single precision computes hedged rows from the float64 input."""
+    rb = write_rulebase(tmp_path / "rules", {"fear": [{"when": {"mouth": f"{hedge} open"},
+                                                       "then": "medium"}]})
+    # open = trapmf [0, 0.5, 1, 1]: membership 2x. Tiny x, and x just below the core.
+    x = np.zeros((6, 12))
+    x[:, COMPONENTS.index("mouth")] = [1e-9, 3e-8, 1e-7, 0.5 - 1e-9, 0.5 - 3e-8, 0.5 - 1e-7]
+    single = rb.compile(precision="single").evaluate(x).activations[:, EMOTIONS.index("fear")]
+    double = rb.compile(precision="double").evaluate(x).activations[:, EMOTIONS.index("fear")]
+    np.testing.assert_allclose(single, double, rtol=0, atol=1e-7)
+
+
+def test_rule_with_more_conditions_than_components(tmp_path: Path) -> None:
+    """A component may carry several conditions, so a rule can have more than 12."""
+    when: dict[str, Any] = {c: "normal" for c in COMPONENTS}
+    when["mouth"] = ["normal", "not very open", "not very pressed"]
+    when["nose"] = ["normal", "somewhat normal"]
+    rb = write_rulebase(tmp_path / "rules", {"sadness": [{"when": when, "then": "low"}]})
+    (rule,) = rb.rules
+    assert len(rule.conditions) == 15
+    x = np.random.default_rng(3).uniform(-0.3, 0.3, (50, 12))
+    res = rb.compile(precision="double").evaluate(x, memberships=True, strengths=True)
+    from fuzzyemo._hedges import hedge_value
+
+    for i in range(len(x)):
+        want = min(hedge_value(c.hedges, res.memberships[i, COMPONENTS.index(c.component),
+                                                         c.code + 1]) for c in rule.terms)
+        assert res.strengths[i, 0] == pytest.approx(want, abs=1e-12)
+    assert (res.strengths[:, 0] > 0).any()

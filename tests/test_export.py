@@ -13,7 +13,7 @@ from fuzzyemo import COMPONENT_TERMS, COMPONENTS, EMOTIONS, INTENSITIES, RuleBas
 from fuzzyemo._export import json_schema_files, schema_texts, to_fll, to_json
 
 REPO = Path(__file__).resolve().parent.parent
-RULES = REPO / "rules"
+RULES = REPO / "rules" / "paper"  # the paper profile: its content is stable
 SPEC_TOP = ["format", "rules_sha256", "engine", "lambda_fcis", "lambda_fkis",
             "components", "emotions"]
 SPEC_ENGINE = ["tnorm", "implication", "aggregation", "defuzzifier", "min_activation"]
@@ -297,6 +297,54 @@ def test_fll_lambda_reaches_fuzzylite(fl, rb: RuleBase) -> None:
     assert _fl_params(normal) == pytest.approx([-0.675, -0.15, 0.15, 0.675])
 
 
+# ----------------------------------------------------------------------------- hedges
+def test_fll_writes_hedges_natively(hedged_rulebase: RuleBase) -> None:
+    text = to_fll(hedged_rulebase)
+    rules = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("rule: ")]
+    assert ("rule: if nose is any and mouth is normal and left_mouth_corner is raised and "
+            "left_mouth_corner is not very raised and right_mouth_corner is raised and "
+            "right_mouth_corner is not very raised then happiness is low with 0.8") in rules
+    assert ("rule: if brow_crest is extremely frowning and mouth is seldom pressed and "
+            "mouth is not very pressed then anger is medium with 0.75") in rules
+    assert any("brow_crest is not not frowning" in r for r in rules)
+    # The coding comment marks the hedged components '*' (a coding cannot express hedges).
+    assert "# happiness-h-low [*******0****]" in text
+
+
+def _near_hedged(rb: RuleBase, per_rule: int, seed: int) -> np.ndarray:
+    """Rows centred on the hedged rules' codes (so they fire, at partial strengths)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in (r for r in rb.rules if r.hedged):
+        for _ in range(per_rule):
+            row = rng.uniform(-1.2, 1.2, len(COMPONENTS))
+            for c, v in r.conditions:
+                row[COMPONENTS.index(c)] = v * rng.uniform(0.4, 1.0) + rng.normal(0.0, 0.1)
+            rows.append(row)
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("norms", ["min", "product"])
+def test_fll_hedged_rulebase_matches_engine(fl, hedged_rulebase: RuleBase, norms: str) -> None:
+    """pyfuzzylite evaluates the hedged FLL like our engine: every rule strength and
+    activation to 1e-12, eccentricities within the centroid bound; and, at the export's
+    default Centroid 10001 on a few rows, eccentricities to 1e-4 (SPEC's accuracy)."""
+    rb = hedged_rulebase.with_options(tnorm=norms, implication=norms)
+    x = np.vstack([_sample_rows(rb, n_uniform=40, n_near=60, seed=3), _near_hedged(rb, 12, 4)])
+    out = _compare(fl, rb, x)
+    ours = rb.compile(precision="double").evaluate(x, strengths=True)
+    hedged = [i for i, r in enumerate(rb.rules) if r.hedged]
+    fired = ours.strengths[:, hedged]
+    assert ((fired > 0.01) & (fired < 0.5)).any(axis=0).all()  # each hedged rule, partially
+    assert out["fires"].sum() >= 60
+    few = _near_hedged(rb, 2, 5)
+    _, ecc, act, _ = _run_fuzzylite(fl, to_fll(rb), few)
+    mine = rb.compile(precision="double").evaluate(few)
+    strong = mine.activations > 0.01
+    assert strong.sum() >= 12
+    np.testing.assert_allclose(ecc[strong], mine.eccentricity[strong], rtol=0, atol=1e-4)
+
+
 # ----------------------------------------------------------------------------- JSON Schema
 def _validator(name: str):
     jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
@@ -310,14 +358,31 @@ def _yaml(path: Path):
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-SHIPPED = [("engine.schema.json", RULES / "engine.yaml"), ("fcis.schema.json", RULES / "fcis.yaml")]
-SHIPPED += [("fkis.schema.json", RULES / "fkis" / f"{e}.yaml") for e in EMOTIONS]
+SHIPPED = []
+for _profile in sorted(p.parent for p in (REPO / "rules").glob("*/fcis.yaml")):
+    SHIPPED += [("engine.schema.json", _profile / "engine.yaml"),
+                ("fcis.schema.json", _profile / "fcis.yaml")]
+    SHIPPED += [("fkis.schema.json", _profile / "fkis" / f"{e}.yaml") for e in EMOTIONS]
 
 
-@pytest.mark.parametrize(("schema", "path"), SHIPPED, ids=[p.name for _, p in SHIPPED])
+@pytest.mark.parametrize(("schema", "path"), SHIPPED,
+                         ids=[f"{p.relative_to(REPO / 'rules')}" for _, p in SHIPPED])
 def test_schema_validates_shipped_yaml(schema: str, path: Path) -> None:
     errors = list(_validator(schema).iter_errors(_yaml(path)))
     assert not errors, [e.message for e in errors]
+
+
+def test_schema_validates_hedged_yaml(hedged_rules: Path) -> None:
+    validator = _validator("fkis.schema.json")
+    for e in EMOTIONS:
+        doc = _yaml(hedged_rules / "fkis" / f"{e}.yaml")
+        assert any(isinstance(v, list) or " " in str(v) for r in doc["rules"]
+                   for v in (r.get("when") or {}).values()) or any("if" in r for r in doc["rules"])
+        errors = list(validator.iter_errors(doc))
+        assert not errors, [er.message for er in errors]
+    bad = _yaml(hedged_rules / "fkis" / "happiness.yaml")
+    bad["rules"][-1]["when"] = {"mouth": [["open"]]}  # a list inside a list
+    assert not validator.is_valid(bad)
 
 
 def test_schema_rejects_unknown_keys_and_bad_values() -> None:

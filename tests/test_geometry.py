@@ -72,6 +72,11 @@ def face(**moves: float) -> np.ndarray:
     return p
 
 
+# The template's own neutral face: the geometry's tests measure against the person's own
+# neutral (no population dead zone), so every action's size reads through unchanged.
+OWN = Baseline.from_landmarks(NEUTRAL, IBUG, "the template face")
+
+
 def place(p: np.ndarray, angle_deg: float = 0.0, scale: float = 120.0,
           shift: tuple[float, float] = (320.0, 240.0)) -> np.ndarray:
     """Put a face into an image: rotate by angle (roll), scale to pixels, translate."""
@@ -105,7 +110,7 @@ ACTIONS = {
 @pytest.mark.parametrize("action", list(ACTIONS))
 def test_action_moves_its_components_and_nothing_else(action):
     moves, primary, side = ACTIONS[action]
-    x = measure(place(face(**moves), angle_deg=20, scale=3 * 120)[None], "ibug68")[0]
+    x = measure(place(face(**moves), angle_deg=20, scale=3 * 120)[None], "ibug68", OWN)[0]
     for comp, i in C.items():
         if comp in primary:
             assert np.sign(x[i]) == primary[comp] and abs(x[i]) > 0.2, (comp, x[i])
@@ -116,10 +121,14 @@ def test_action_moves_its_components_and_nothing_else(action):
 
 
 def test_neutral_face_measures_zero_with_population_baseline():
+    """The template face reads 0 against itself, and within the population's dead zone
+    (person-to-person spread) against the population neutral of its scheme."""
     for name in ("ibug68", "wflw98", "disfa66"):
         s = LandmarkScheme.load(name)
-        x = measure(place(s.template_landmarks()[0], angle_deg=-7)[None], s)
-        np.testing.assert_allclose(x, 0, atol=1e-9)
+        lm = place(s.template_landmarks()[0], angle_deg=-7)[None]
+        own = Baseline.from_landmarks(s.template_landmarks(), s)
+        np.testing.assert_allclose(measure(lm, s, own), 0, atol=1e-9)
+        assert np.abs(measure(lm, s)).max() < 0.35
 
 
 def test_population_block_overrides_the_template(tmp_path):
@@ -128,16 +137,22 @@ def test_population_block_overrides_the_template(tmp_path):
     mp = LandmarkScheme.load("mediapipe478")
     pop = Baseline.population(mp).values
     np.testing.assert_allclose(pop, [mp.population[f] for f in RAW_FEATURES])
-    text = Path(IBUG.path).read_text() + "population:\n  ala_width: 0.6\n"
+    import re
+
+    shipped = Path(IBUG.path).read_text()
+    block = re.search(r"(?m)^population:\n(?:  .*\n)+", shipped).group(0)
+    # A partial block: only ala_width overrides the template.
+    text = shipped.replace(block, "population:\n  ala_width: 0.6\n")
     f = tmp_path / "ibug_pop.yaml"
     f.write_text(text)
     b = Baseline.population(LandmarkScheme.load(f)).values
-    ref = Baseline.population(IBUG).values
+    ref = raw_features(IBUG.named(IBUG.template_landmarks()))[0]
     i = RAW_FEATURES.index("ala_width")
     assert b[i] == 0.6
-    np.testing.assert_array_equal(np.delete(b, i), np.delete(ref, i))
+    np.testing.assert_allclose(np.delete(b, i), np.delete(ref, i))
     f.write_text(text.replace("ala_width: 0.6", "ala_widht: 0.6"))
-    with pytest.raises(RuleBaseError, match=rf"{f}:{len(text.splitlines())}:.*unknown raw "
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if "ala_width: 0.6" in t)
+    with pytest.raises(RuleBaseError, match=rf"{f}:{line}:.*unknown raw "
                                             r"feature 'ala_widht'.*ala_width"):
         LandmarkScheme.load(f)
 
@@ -174,14 +189,15 @@ def test_calibration_constants_are_what_x_reads():
     cal = Calibration.default()
     plus = {c.component: c.plus for c in cal.components}
     minus = {c.component: c.minus for c in cal.components}
-    x = measure(place(face(brows_up=plus["left_eyebrow"]))[None], "ibug68")[0]
+    x = measure(place(face(brows_up=plus["left_eyebrow"]))[None], "ibug68", OWN)[0]
     assert x[C["left_eyebrow"]] == pytest.approx(1.0, abs=1e-9)
-    x = measure(place(face(smile=minus["left_mouth_corner"] / 2))[None], "ibug68")[0]
+    x = measure(place(face(smile=minus["left_mouth_corner"] / 2))[None], "ibug68", OWN)[0]
     assert x[C["left_mouth_corner"]] == pytest.approx(0.5 * minus["left_mouth_corner"]
                                                       / plus["left_mouth_corner"], abs=1e-9)
-    x = measure(place(face(left_corner_down=minus["left_mouth_corner"]))[None], "ibug68")[0]
+    x = measure(place(face(left_corner_down=minus["left_mouth_corner"]))[None], "ibug68",
+                OWN)[0]
     assert x[C["left_mouth_corner"]] == pytest.approx(-1.0, abs=1e-9)
-    x = measure(place(face(mouth_open=3.0))[None], "ibug68")[0]
+    x = measure(place(face(mouth_open=3.0))[None], "ibug68", OWN)[0]
     assert x[C["mouth"]] == 1.0  # clipped
 
 
@@ -288,9 +304,13 @@ def test_self_calibration_finds_the_neutral_frames():
     corners = x[:, [C["left_mouth_corner"], C["right_mouth_corner"]]]
     assert (corners[is_smile] > 0.5).all()
     assert np.abs(np.median(x[~is_smile], axis=0)).max() < 0.1
-    # The population baseline reads this person's neutral brows as raised; theirs does not.
-    pop = measure(place(person)[None], "ibug68")[0]
+    # Against the population, brows 0.03 IOD higher than average are within the ordinary
+    # spread between people (a dead zone); 0.03 more than that reads raised.
+    cal = Calibration.default()
+    assert 0.03 < cal.spread[C["left_eyebrow"]] < 0.06
+    pop = measure(place(person)[None], "ibug68", Baseline.from_landmarks(NEUTRAL, IBUG))[0]
     assert pop[C["left_eyebrow"]] > 0.2
+    assert measure(place(person)[None], "ibug68")[0][C["left_eyebrow"]] < 0.2
     with pytest.raises(InputError, match="fraction"):
         Baseline.self_calibrate(raw, fraction=0)
     with pytest.raises(InputError, match="no frame has all 12"):
@@ -359,8 +379,8 @@ def test_calibration_file_errors_point_at_lines(tmp_path):
     shipped = Path(Calibration.default().path).read_text()
     text = shipped
     text = text.replace("feature: nose_length", "feature: nose_lenght", 1)
-    text = text.replace("plus: 0.05\n    minus: 0.05\n  nostril", "plus: -0.05\n    minus: 0.05\n"
-                        "  nostril", 1)
+    text = text.replace("plus: 0.08\n    minus: 0.08\n    spread:", "plus: -0.05\n    minus: 0.08\n"
+                        "    spread:", 1)
     f = tmp_path / "calibration.yaml"
     f.write_text(text)
     with pytest.raises(RuleBaseError) as exc:
@@ -374,7 +394,7 @@ def test_calibration_file_errors_point_at_lines(tmp_path):
     # A directory means DIR/calibration.yaml; a custom one changes the measurements.
     good = shipped.replace("plus: 0.12", "plus: 0.24", 1)
     f.write_text(good)
-    x = measure(place(face(brows_up=0.12))[None], "ibug68", calibration=tmp_path)[0]
+    x = measure(place(face(brows_up=0.12))[None], "ibug68", OWN, calibration=tmp_path)[0]
     assert x[C["left_eyebrow"]] == pytest.approx(0.5, abs=1e-9)
 
 

@@ -104,7 +104,8 @@ def test_landmarks_found_in_pixels(faces, astronaut, grace, name):
     assert len(f) == 1
     assert f.landmarks.shape == (1, 478, 3) and f.landmarks.dtype == np.float32
     assert f.blendshapes.shape == (1, 52) and np.isfinite(f.blendshapes).all()
-    assert f.confidence.tolist() == [1.0]
+    assert f.confidence.tolist() == [1.0] and f.quality.tolist() == [""]
+    assert f.pose.shape == (1, 6) and np.isfinite(f.pose).all()
     h, w = img.shape[:2]
     x, y = f.landmarks[0, :, 0], f.landmarks[0, :, 1]
     # Pixels, not normalised: the face spans tens of pixels and lies inside the image.
@@ -211,7 +212,9 @@ def test_smiling_astronaut_has_raised_mouth_corners(faces):
                                                            "mediapipe478")):
         x = measure(faces["astronaut"].landmarks, "mediapipe478", baseline=baseline)[0]
         assert x[C["left_mouth_corner"]] >= 0.6 and x[C["right_mouth_corner"]] >= 0.6
-        assert x[C["mouth"]] > 0.2  # lips parted, teeth showing
+    # Against another person's neutral face (no population dead zone) the parted lips show;
+    # against the population's, the smile's 0.1 IOD is within people's ordinary spread.
+    assert x[C["mouth"]] > 0.2
     g = measure(faces["grace"].landmarks, "mediapipe478", baseline="population")[0]
     assert x[C["left_mouth_corner"]] > g[C["left_mouth_corner"]] + 0.5
 
@@ -255,3 +258,5 @@ def test_c_struct_results_equal_the_public_api(astronaut, grace, mode):
             np.testing.assert_array_equal(a.landmarks, b.landmarks)
             np.testing.assert_array_equal(a.blendshapes, b.blendshapes)
             np.testing.assert_array_equal(a.confidence, b.confidence)
+            np.testing.assert_array_equal(a.pose, b.pose)  # from the matrices, read both ways
+            assert a.quality.tolist() == b.quality.tolist()

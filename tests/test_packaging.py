@@ -24,27 +24,43 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_contains_rules_and_packages(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for emotion in ("happiness", "anger", "sadness", "disgust", "fear", "surprise"):
-        assert f"fuzzyemo/_rules/fkis/{emotion}.yaml" in names
-    assert "fuzzyemo/_rules/fcis.yaml" in names and "fuzzyemo/_rules/engine.yaml" in names
+    for profile in ("facs", "paper"):
+        for emotion in ("happiness", "anger", "sadness", "disgust", "fear", "surprise"):
+            assert f"fuzzyemo/_rules/{profile}/fkis/{emotion}.yaml" in names
+        assert f"fuzzyemo/_rules/{profile}/fcis.yaml" in names
+        assert f"fuzzyemo/_rules/{profile}/engine.yaml" in names
+    assert "fuzzyemo/_rules/calibration.yaml" in names  # shared by the profiles
+    assert "fuzzyemo/_rules/landmarks/ibug68.yaml" in names
     assert "fuzzyemo/data/sample_components.csv" in names
     assert any(n.startswith("builders/") for n in names)
     assert any(n.startswith("stf2m_model/") for n in names)
 
 
 def test_rules_load_from_unpacked_wheel(wheel, tmp_path):
+    """Both shipped profiles load from the installed wheel, by name, with the same bytes as
+    the checkout's rules/<profile>/, and the default is facs."""
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import fuzzyemo, sys; rb = fuzzyemo.RuleBase.default(); "
-            "print(fuzzyemo.__file__); print(fuzzyemo.default_rules_dir()); print(rb.sha256)")
+    code = ("import fuzzyemo, sys; print(fuzzyemo.__file__); print(fuzzyemo.default_rules_dir())\n"
+            "print(','.join(fuzzyemo.profiles())); print(fuzzyemo.RuleBase.default().profile)\n"
+            "for name in fuzzyemo.profiles():\n"
+            "    rb = fuzzyemo.RuleBase.load(name)\n"
+            "    rb.compile().evaluate(__import__('numpy').zeros((2, 12)))\n"
+            "    print(name, rb.profile, rb.source, rb.sha256, len(rb.rules))\n")
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                          capture_output=True, text=True, check=True)
-    module, rules_dir, sha = res.stdout.split()
+    module, rules_dir, names, default, *loaded = res.stdout.splitlines()
     assert module.startswith(str(site)) and rules_dir.startswith(str(site))
+    assert names == "facs,paper" and default == "facs"
     from fuzzyemo import RuleBase
 
-    assert sha == RuleBase.load(ROOT / "rules").sha256  # same bytes as the checkout's rules/
+    assert len(loaded) == 2
+    for line in loaded:
+        name, profile, source, sha, n = line.split()
+        assert profile == name and source.startswith(str(site / "fuzzyemo" / "_rules"))
+        ours = RuleBase.load(ROOT / "rules" / name)  # same bytes as the checkout's profile
+        assert (sha, int(n)) == (ours.sha256, len(ours.rules)), name
 
 
 def test_import_and_inference_stay_light() -> None:

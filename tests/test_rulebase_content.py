@@ -1,4 +1,8 @@
-"""Content of the shipped FKIS rule base (rules/fkis/*.yaml): the paper's facts and our design rules.
+"""Content of the shipped ``paper`` profile (rules/paper/): the paper's facts and our design rules.
+
+The ``paper`` profile (SPEC section 3, "Rule profiles") holds Table II's 12 codings and the
+FACS rules around them; every test here runs against it explicitly. The ``facs`` profile
+(the default) has its own content tests.
 
 docs/rules.md explains the conventions these tests hold the rules to:
 - Table II codings have weight 1; FACS-derived rules weight <= 0.9.
@@ -20,7 +24,7 @@ from fuzzyemo import RuleBase
 from fuzzyemo._rulebase import parse_coding
 from fuzzyemo._vocab import CLASS_NAMES, COMPONENTS, EMOTIONS, INTENSITIES
 
-RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+RULES_DIR = Path(__file__).resolve().parents[1] / "rules" / "paper"
 
 # The paper's Table II, verbatim (emotion row name -> coding), with our class names.
 TABLE_II = [
@@ -205,9 +209,14 @@ def test_lambda_facts_stated_in_rules_md(rb):
         for l2 in (0.2, 0.4, 0.6, 0.8):
             assert moved(l1, l2) == {}, (l1, l2)
     assert moved(0.6, 0.4) == {"Angry-Low": "anger_medium"}
-    assert moved(0.6, 0.2) == {"Angry-Low": "disgust_high"}
+    assert moved(0.6, 0.2) == {}  # rev. 1 labelled Angry-Low disgust_high here
     assert moved(0.7, 0.4) == {"Angry-Low": "anger_medium", "Surprise-Low": "surprise_medium"}
-    assert set(moved(0.7, 0.2)) == {"Angry-Low", "Disgust-Medium", "Sad-Medium", "Surprise-Low"}
+    assert set(moved(0.7, 0.2)) == {"Angry-Low", "Disgust-Medium", "Sad-Medium"}
+    # "The emotion of every coding stays right at all these lambdas".
+    for l1 in (0.6, 0.7):
+        for l2 in (0.2, 0.4, 0.6, 0.8):
+            assert all(lab.split("_")[0] == row_cls.split("_")[0] for row, lab in moved(l1, l2).items()
+                       for name, _, row_cls in TABLE_II if name == row), (l1, l2)
     # The table: params of left_eyebrow's normal / raised and anger's medium at three lambdas.
     table = {0.2: ([-0.325, -0.15, 0.15, 0.325], [0.375, 0.6, 1, 1], [0.245, 0.39, 0.535], 0.0),
              0.4: ([-0.5, -0.15, 0.15, 0.5], [0.15, 0.6, 1, 1], [0.1, 0.39, 0.68], 0.345),

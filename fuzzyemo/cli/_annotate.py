@@ -32,6 +32,19 @@ def annotate(
              "population, or a baseline .json file.")] = "auto",
     every: Annotated[int, typer.Option("--every", min=1, help="Landmark every N-th video frame.")] = 1,
     max_faces: Annotated[int, typer.Option("--max-faces", min=1, help="Faces per frame.")] = 1,
+    detector: Annotated[str, typer.Option(
+        "--detector", help="Faces in still images: auto (full-range when --max-faces > 1), "
+                           "short-range (the landmarker's own detector) or full-range (also "
+                           "BlazeFace full-range over the image and its tiles: group photos, "
+                           "small faces).")] = "auto",
+    verify: Annotated[bool, typer.Option(
+        "--verify/--no-verify", help="Check that each face's landmarks fit (quality reason "
+                                     "'misfit'): one more landmarking per face in stills, "
+                                     "once per second per face in videos.")] = True,
+    min_confidence: Annotated[float, typer.Option(
+        "--min-confidence", min=0.0, max=1.0,
+        help="Label rows whose confidence is below this 'unknown' (measurements kept); 0.5 "
+             "drops faces beyond the pose limit or with a misfit.")] = 0.0,
     smoothing: Annotated[str, typer.Option(
         help="One Euro smoothing across frames: none, landmarks or measurements.")] = "none",
     plot: Annotated[Path | None, typer.Option(
@@ -56,7 +69,8 @@ def annotate(
         # Without overrides pass the directory: rule parsing then overlaps landmarking.
         rb = load_rules(rules, *overrides) if any(o is not None for o in overrides) else rules
         df = run(inputs, rules=rb, baseline=baseline, every=every, max_faces=max_faces,
-                 smoothing=None if smoothing == "none" else smoothing, progress=progress)
+                 smoothing=None if smoothing == "none" else smoothing, progress=progress,
+                 detector=detector, verify=verify, min_confidence=min_confidence)
         write_table(df, output)
         if plot is not None:
             from .._plots import plot_timeline

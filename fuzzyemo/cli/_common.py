@@ -36,9 +36,10 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-RulesOpt = Annotated[Path | None, typer.Option(
-    "--rules", help="Rule directory (engine.yaml, fcis.yaml, fkis/). Default: the shipped rules.",
-    show_default=False)]
+RULES_HELP = ("A shipped rule profile (`fuzzyemo rules list`: facs, paper) or a rule directory "
+              "(engine.yaml, fcis.yaml, fkis/). Default: $FUZZYEMO_RULES, else facs.")
+RulesOpt = Annotated[str | None, typer.Option(
+    "--rules", metavar="NAME|PATH", help=RULES_HELP, show_default=False)]
 TnormOpt = Annotated[str | None, typer.Option(help="Override the t-norm: min or product.")]
 ImplicationOpt = Annotated[str | None, typer.Option(help="Override the implication: min or product.")]
 ResolutionOpt = Annotated[str | None, typer.Option(
@@ -52,7 +53,7 @@ LambdaFkisOpt = Annotated[float | None, typer.Option(
 
 
 def load_rules(
-    rules: Path | None,
+    rules: str | Path | None,
     tnorm: str | None = None,
     implication: str | None = None,
     resolution: str | None = None,

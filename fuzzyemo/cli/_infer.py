@@ -115,7 +115,7 @@ def explain(
     for col in ("rule", "then", "strength", "conditions (x -> membership)", "source"):
         table.add_column(col, overflow="fold")
     for r in reasons:
-        conds = "; ".join(f"{c['component']} is {c['term']} ({c['x']:+.2f} -> {c['membership']:.2f})"
+        conds = "; ".join(f"{c['text']} ({c['x']:+.2f} -> {c['membership']:.2f})"
                           for c in r["conditions"])
         table.add_row(r["rule"], f"{r['emotion']} {r['then']}", f"{r['strength']:.3f}", conds,
                       r["source"])
@@ -130,20 +130,20 @@ def sample_path() -> Path:
 def demo(
     output: Annotated[Path | None, typer.Option("--output", "-o",
                                                 help="Also write the results here.")] = None,
+    rules: RulesOpt = None,
 ) -> None:
     """Run the shipped rules on the embedded sample of faces' component measurements."""
-    from .._rulebase import RuleBase
-
     with user_errors():
-        rb = RuleBase.default()
+        rb = load_rules(rules)
         df = read_table(sample_path())
         res = rb.compile().evaluate(component_matrix(df, "sample"))
         frame = results_frame(res)
         if output is not None:
             write_table(pd.concat([df, frame], axis=1), output,
                         rulebase_metadata(rb, source="embedded sample", command=command_line()))
+    name = f"profile {rb.profile}, " if rb.profile else ""
     table = Table(title=f"fuzzyemo demo: {len(df)} embedded samples, {len(rb.rules)} rules "
-                        f"(rules sha256 {rb.sha256[:12]})", title_justify="left")
+                        f"({name}rules sha256 {rb.sha256[:12]})", title_justify="left")
     for col in ("sample", "label", "score", "strongest emotion activation"):
         table.add_column(col)
     for i, name in enumerate(df["sample"]):

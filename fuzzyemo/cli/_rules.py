@@ -1,8 +1,7 @@
-"""`fuzzyemo rules ...`: check, show, export, schema and init a rule base."""
+"""`fuzzyemo rules ...`: list, check, show, export, schema and init a rule base."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -11,14 +10,46 @@ from rich.markup import escape
 from rich.table import Table
 
 from .._files import write_text_atomic
-from .._rulebase import RuleBase, default_rules_dir
+from .._rulebase import DEFAULT_PROFILE, RuleBase, copy_profile, profile_dir, profiles
 from .._vocab import INTENSITIES
-from ._common import err, out, user_errors
+from ._common import RULES_HELP, RulesOpt, err, out, user_errors
 
 app = typer.Typer(help="Validate, inspect and export rule bases.", no_args_is_help=True)
 
-DirArg = Annotated[Path | None, typer.Argument(
-    help="Rule directory (default: the shipped rules).", show_default=False)]
+DirArg = Annotated[str | None, typer.Argument(
+    metavar="[NAME|PATH]", help=RULES_HELP, show_default=False)]
+
+
+@app.command("list")
+def list_profiles() -> None:
+    """List the shipped rule profiles (use one with --rules NAME)."""
+    with user_errors():
+        names = profiles()
+        loaded = {name: RuleBase.load(name) for name in names}
+    table = Table(title="shipped rule profiles", title_justify="left")
+    for col in ("profile", "rules", "directory", "sha256"):
+        table.add_column(col)
+    for name, rb in loaded.items():
+        default = " (default)" if name == DEFAULT_PROFILE else ""
+        table.add_row(f"{name}{default}", str(len(rb.rules)), str(profile_dir(name)),
+                      rb.sha256[:16])
+    out.print(table)
+
+
+def _region(items: list[str] | None) -> dict[str, tuple[float, float]]:
+    """``COMPONENT=LO:HI`` options -> {component: (lo, hi)}."""
+    out = {}
+    for item in items or []:
+        name, sep, span = item.partition("=")
+        lo, sep2, hi = span.partition(":")
+        try:
+            if not (sep and sep2):
+                raise ValueError
+            out[name.strip()] = (float(lo), float(hi))
+        except ValueError:
+            raise ValueError(f"--region {item!r}: expected COMPONENT=LO:HI, e.g. "
+                             "mouth=-0.5:1") from None
+    return out
 
 
 @app.command()
@@ -27,20 +58,28 @@ def check(
     strict: Annotated[bool, typer.Option(help="Fail on warnings too.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Also list informational findings.")] = False,
+    region: Annotated[list[str] | None, typer.Option(
+        "--region", metavar="COMPONENT=LO:HI",
+        help="Only measurements with LO <= x <= HI for this component count (repeatable; "
+             "default [-1, 1]): rules that cannot reach min_activation there are reported.",
+        show_default=False)] = None,
 ) -> None:
-    """Validate a rule base and lint it: conflicts, rules that never fire, unreachable classes.
+    """Validate a rule base and lint it: conflicts, rules that never fire or cannot reach
+    min_activation, cross-emotion ties, constant conditions, unreachable classes.
 
     Exits 0 when clean, 1 on lint errors (or warnings with --strict), 2 when a file is invalid.
     """
-    from .._lint import lint
+    from .._lint import check_region, lint
 
     with user_errors():
         rb = RuleBase.load(directory)
-    report = lint(rb)
+        box = check_region(_region(region))
+    report = lint(rb, region=box)
     for f in report.findings:
         if f.level != "info" or verbose:
             (err if f.level != "info" else out).print(str(f), markup=False)
-    table = Table(title=f"rules in {rb.source}", title_justify="left")
+    table = Table(title=f"rules in {rb.source}"
+                        + (f" (profile {rb.profile})" if rb.profile else ""), title_justify="left")
     table.add_column("emotion")
     for k in INTENSITIES:
         table.add_column(k, justify="right")
@@ -48,6 +87,9 @@ def check(
     for emotion, counts in report.counts.items():
         table.add_row(emotion, *[str(counts[k]) for k in INTENSITIES], str(sum(counts.values())))
     out.print(table)
+    narrowed = [f"{c} [{lo:g}, {hi:g}]" for c, (lo, hi) in box.items() if (lo, hi) != (-1, 1)]
+    if narrowed:
+        out.print("region: " + ", ".join(narrowed) + " (other components [-1, 1])", markup=False)
     infos = sum(f.level == "info" for f in report.findings)
     out.print(f"{len(rb.rules)} rules, {len(report.reached)}/18 classes reachable, "
               f"{len(report.errors)} error(s), {len(report.warnings)} warning(s), "
@@ -67,7 +109,8 @@ def show(
         rb = RuleBase.load(directory)
         if emotion is not None and emotion not in [e.name for e in rb.emotions]:
             raise ValueError(f"unknown emotion {emotion!r}")
-    out.print(f"[bold]rule base[/bold] {escape(str(rb.source))}  sha256 {rb.sha256[:16]}  "
+    name = f" (profile {rb.profile})" if rb.profile else ""
+    out.print(f"[bold]rule base[/bold] {escape(str(rb.source))}{name}  sha256 {rb.sha256[:16]}  "
               f"lambda1={rb.lambda_fcis:g} lambda2={rb.lambda_fkis}  engine: "
               + ", ".join(f"{k}={v}" for k, v in rb.options.__dict__.items()))
     if emotion is None:
@@ -103,7 +146,7 @@ def export(
     fmt: Annotated[str, typer.Option("--format", "-f", help="json (SPEC section 4) or fll.")] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o",
                                                 help="Write here instead of stdout.")] = None,
-    rules: Annotated[Path | None, typer.Option("--rules", help="Rule directory.")] = None,
+    rules: RulesOpt = None,
     lambda_fcis: Annotated[float | None, typer.Option("--lambda-fcis")] = None,
     lambda_fkis: Annotated[float | None, typer.Option("--lambda-fkis")] = None,
 ) -> None:
@@ -139,12 +182,16 @@ def schema(
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="New directory to create.")],
+    profile: Annotated[str, typer.Option(
+        "--profile", metavar="NAME",
+        help="The shipped profile to copy (`fuzzyemo rules list`).")] = DEFAULT_PROFILE,
 ) -> None:
-    """Copy the shipped rule base into DIRECTORY to edit it (then use --rules DIRECTORY)."""
+    """Copy a shipped rule profile into DIRECTORY to edit it (then use --rules DIRECTORY).
+
+    The copy is self-contained: it also gets the shared calibration.yaml and landmarks/.
+    """
     with user_errors():
-        if directory.exists():
-            raise ValueError(f"{directory} already exists; choose a new directory")
-        shutil.copytree(default_rules_dir(), directory,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    err.print(f"copied the shipped rules to {directory}; edit them, then run "
+        # profile_dir: a name only (never a directory of that name), else a one-line error.
+        copy_profile(profile_dir(profile), directory)
+    err.print(f"copied the shipped {profile} rules to {directory}; edit them, then run "
               f"`fuzzyemo rules check {directory}`", markup=False)
