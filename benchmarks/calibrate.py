@@ -8,10 +8,11 @@ What it measures (docs/geometry.md, "Population neutral"):
 - the neutral raw features of MediaPipe's geometry: per person the median over their neutral
   faces (stills labelled neutral, frontal; video frames in neutral segments), then the median
   over people, so a person with many frames weighs as much as one with one photo;
-- each feature's ``spread``: the 80th percentile over people of |person - population|, the
+- each feature's ``spread``: the ``SPREAD_PERCENTILE``th percentile over people of
+  |person - population|, the
   ordinary difference between neutral strangers (a dead zone under a population neutral);
 - per component, the blendshape evidence of neutral people: ``neutral`` = median over people,
-  ``spread`` = 80th percentile minus the median.
+  ``spread`` = ``SPREAD_PERCENTILE``th percentile minus the median.
 - the 68-point schemes' population (ibug68, and disfa66 / wflw98, which name the same
   points): MediaPipe's plus the median difference, feature by feature, between the same
   face measured from its 68 points and from MediaPipe, over the dev faces that ship 68-point
@@ -38,6 +39,10 @@ from fetch import fetch, load_manifest  # noqa: E402
 from fuzzyemo import Calibration, LandmarkScheme, raw_features  # noqa: E402
 from fuzzyemo._geometry import RAW_FEATURES  # noqa: E402
 from fuzzyemo._vocab import COMPONENTS  # noqa: E402
+
+# The dead zone under a population neutral covers this percentile of neutral strangers'
+# differences from the population (chosen by leave-one-person-out on dev: docs/validity.md).
+SPREAD_PERCENTILE = 90
 
 
 def _crop_landmarks(lm, rgb: np.ndarray, box) -> tuple[np.ndarray, np.ndarray] | None:
@@ -130,9 +135,9 @@ def measure_population(people: dict) -> dict:
                  "right_eye_opening"), ("left_corner_height", "right_corner_height")):
         i, j = RAW_FEATURES.index(a), RAW_FEATURES.index(b)
         pop[i] = pop[j] = (pop[i] + pop[j]) / 2
-    spread = np.percentile(np.abs(raw - pop), 80, axis=0)
+    spread = np.percentile(np.abs(raw - pop), SPREAD_PERCENTILE, axis=0)
     ev_neutral = np.median(ev, axis=0)
-    ev_spread = np.percentile(ev, 80, axis=0) - ev_neutral
+    ev_spread = np.percentile(ev, SPREAD_PERCENTILE, axis=0) - ev_neutral
     for a, b in (("left_eyebrow", "right_eyebrow"), ("left_eye", "right_eye"),
                  ("left_mouth_corner", "right_mouth_corner")):
         i, j = COMPONENTS.index(a), COMPONENTS.index(b)

@@ -186,7 +186,12 @@ def evaluate(split: str, rules: str, refresh: bool = False, smoothing: str | Non
     turned = [r for r in stills + frames if r["face"].get("pose") in ("turned", "profile")]
     quality = {"turned_or_profile": len(turned),
                "flagged_pose": sum("pose" in r["quality"] for r in turned)}
+    from fuzzyemo._files import file_sha256
+
+    cal = fuzzyemo.Calibration.load(rb.source)
     return {"split": split, "rules": rules, "rules_sha256": rb.sha256,
+            "calibration_sha256": cal.sha256,
+            "corpus_sha256": file_sha256(ROOT / "benchmarks" / "validity" / "corpus.yaml"),
             "stills": summarise(stills), "video": summarise(frames),
             "targets": targets(stills, frames),
             "neutral_spread": neutral_spread(stills),

@@ -273,6 +273,22 @@ class Calibration:
     def blendshape_weight(self) -> np.ndarray:
         return np.array([c.blendshapes.weight if c.blendshapes else 0.0 for c in self.components])
 
+    def reachable(self, blendshapes: bool = True) -> dict[str, tuple[float, float]]:
+        """The interval of x each component can take: geometry reaches [-1, 1]; on the
+        MediaPipe path (``blendshapes=True``) a component read from blendshapes with weight w
+        reaches ``(1 - w) * [-1, 1] + w * [-1 if it has 'minus' blendshapes else 0,
+        1 if it has 'plus' ones else 0]``. The lint's region (``fuzzyemo rules check``)."""
+        out: dict[str, tuple[float, float]] = {}
+        for c in self.components:
+            b = c.blendshapes
+            if not blendshapes or b is None:
+                out[c.component] = (-1.0, 1.0)
+                continue
+            w = b.weight
+            out[c.component] = (-(1 - w) - (w if b.minus else 0.0),
+                                (1 - w) + (w if b.plus else 0.0))
+        return out
+
     def evidence(self, blendshapes: Any) -> np.ndarray:
         """Blendshape evidence ``(n, 12, 2)`` (for the +1 and the -1 term) from MediaPipe's 52
         blendshapes ``(n, 52)``; NaN for components without a blendshape reading."""

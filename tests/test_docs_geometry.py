@@ -96,7 +96,8 @@ def test_python_block_runs_with_the_stated_shapes():
     blocks = re.findall(r"```python\n(.*?)```", TEXT, re.S)
     assert len(blocks) == 1
     ns: dict = {"neutral_lm": frames_of("ibug68", 1)[0],
-                "subject_ids": np.array(["a", "a", "a", "b", "b", "b"])}
+                "subject_ids": np.array(["a", "a", "a", "b", "b", "b"]),
+                "bs": np.zeros((6, 52))}
     ran = 0
     for stmt in blocks[0].splitlines():
         if not stmt.strip():
@@ -111,8 +112,8 @@ def test_python_block_runs_with_the_stated_shapes():
             x = ns["x"]
             assert x.shape == (6, 12), stmt
             assert np.isfinite(x).all() and (np.abs(x) <= 1).all(), stmt
-            if "baseline=" not in stmt:  # population baseline: the exact template reads 0
-                np.testing.assert_allclose(x[0], 0, atol=1e-9)
+            if "baseline=" not in stmt:  # population baseline: the template is within the
+                assert np.abs(x[0]).max() < 0.35   # population's ordinary spread
     assert ran == 4
 
 
@@ -269,22 +270,48 @@ def test_raw_feature_table_and_formulas():
 
 # ----------------------------------------------------------------------------- section 4
 def test_calibration_table_is_the_shipped_calibration_and_neutrals():
+    from fuzzyemo._mediapipe import BLENDSHAPE_NAMES
+
     rows = table(section("4. Calibration"))
     header, body = rows[0], rows[1:]
-    assert header[:2] == ["component", "feature"] and header[-3:] == ["sign", "plus", "minus"]
+    assert header == ["component", "feature", "sign", "plus", "minus", "spread",
+                      "blendshapes: +1 term / -1 term", "weight"]
     cal = Calibration.default()
-    ib_pop = Baseline.population("ibug68").values
-    mp = LandmarkScheme.load("mediapipe478")
-    mp_pop = Baseline.population(mp).values
-    mp_mesh = raw_features(mp.named(mp.template_landmarks()))[0]
     assert [r[0] for r in body] == list(COMPONENTS)
+
+    def terms(cell: str) -> list[tuple[str, float]]:
+        out = []
+        for part in (p.strip() for p in cell.split(",") if p.strip()):
+            name, *w = part.split()
+            out.append((name, float(w[0]) if w else 1.0))
+        return out
+
     for i, (row, c) in enumerate(zip(body, cal.components, strict=True)):
         assert row[1] == c.feature == RAW_FEATURES[i]
-        assert int(row[4]) == c.sign and float(row[5]) == c.plus and float(row[6]) == c.minus
-        pop, mesh = re.fullmatch(r"(-?[\d.]+) \((-?[\d.]+)\)", row[3]).groups()
-        # Stated to 3 decimals (half a unit in the last place, a hair more for 0.6885).
-        for stated, value in ((row[2], ib_pop[i]), (pop, mp_pop[i]), (mesh, mp_mesh[i])):
-            assert abs(float(stated) - value) <= 0.00051, (row[0], stated, value)
+        assert int(row[2]) == c.sign and float(row[3]) == c.plus and float(row[4]) == c.minus
+        assert float(row[5]) == c.spread
+        b = c.blendshapes
+        if b is None:
+            assert row[6] == "-" and row[7] == "-", row[0]
+            continue
+        plus, minus = row[6].split(" / ")
+        assert terms(plus) == [(BLENDSHAPE_NAMES[j], w) for j, w in b.plus], row[0]
+        assert terms(minus) == [(BLENDSHAPE_NAMES[j], w) for j, w in b.minus], row[0]
+        assert float(row[7]) == b.weight
+
+
+def test_blendshape_claims_of_section_4():
+    """'noseSneer never fires' and 'neutral people's mouthSmile below 0.03 for 80%': the
+    shipped constants say so (benchmarks/calibrate.py measured them on the dev split)."""
+    cal = Calibration.default()
+    para = " ".join(section("4. Calibration").split())
+    smile = cal.components[C["left_mouth_corner"]].blendshapes
+    stated = number(r"`bs_mouthSmile\*` below ([\d.]+) for 80% of them", para)
+    assert smile.neutral[0] + smile.spread[0] <= stated + 0.005  # 90th percentile even
+    assert cal.components[C["nose"]].blendshapes is None
+    assert cal.components[C["nostril"]].blendshapes is None
+    assert number(r"The `nose` dead zone \(([\d.]+)\)", para) == cal.components[C["nose"]].spread
+    assert number(r"is larger than its `plus` \(([\d.]+)\)", para) == cal.components[C["nose"]].plus
 
 
 def test_fcis_terms_are_full_at_the_stated_x_and_nose_nostril_are_one_sided():
@@ -486,18 +513,18 @@ SWAP = [1, 0, 2, 4, 3, 5, 6, 7, 8, 9, 11, 10]  # left <-> right features
 
 
 def test_real_photographs_read_as_stated(photos):
-    lim = section("7. Limits")
+    lim = " ".join(section("7. Limits").split())
     x = measure(photos["astronaut"], MP)[0]
-    for pattern, comps in ((r"both mouth corners read ([+-][\d.]+)",
-                            ("left_mouth_corner", "right_mouth_corner")),
-                           (r"the mouth ([+-][\d.]+)", ("mouth",)),
-                           (r"the upper lip ([+-][\d.]+)", ("upper_lip",)),
-                           (r"the nose ([+-][\d.]+)", ("nose",)),
-                           (r"the nostrils ([+-][\d.]+)", ("nostril",)),
-                           (r"the brow crest ([+-][\d.]+)", ("brow_crest",))):
-        stated = number(pattern, lim)
-        for comp in comps:
-            assert x[C[comp]] == pytest.approx(stated, abs=0.02), (comp, x[C[comp]])
+    m = re.search(r"both mouth corners read ([+-][\d.]+) and ([+-][\d.]+)", lim)
+    assert m, "the astronaut sentence changed"
+    assert x[C["left_mouth_corner"]] == pytest.approx(float(m.group(1)), abs=0.02)
+    assert x[C["right_mouth_corner"]] == pytest.approx(float(m.group(2)), abs=0.02)
+    assert x[C["nostril"]] == pytest.approx(number(r"the nostrils ([+-][\d.]+)", lim), abs=0.02)
+    for comp, pattern in (("mouth", r"the mouth reads ([+-]?[\d.]+)"),
+                          ("upper_lip", r"the upper lip ([+-]?[\d.]+)"),
+                          ("nose", r"the nose ([+-]?[\d.]+)"),
+                          ("brow_crest", r"the brow crest ([+-]?[\d.]+)")):
+        assert x[C[comp]] == pytest.approx(number(pattern, lim), abs=0.02), comp
     g = measure(photos["grace"], MP)[0]
     assert np.abs(g).max() == pytest.approx(number(r"reads within \+-([\d.]+) of 0", lim),
                                             abs=0.02)
@@ -530,11 +557,19 @@ def _grace_raw(photos) -> np.ndarray:
     return raw
 
 
-def test_population_block_is_grace_hopper_averaged(photos):
-    raw = _grace_raw(photos).mean(axis=0)
-    raw = (raw + raw[SWAP]) / 2  # left and right averaged
-    pop = Baseline.population(MP).values
-    np.testing.assert_allclose(raw, pop, atol=0.003)
+def test_population_blocks_are_the_measured_ones():
+    """Section 5: MediaPipe's population is the dev split's 25 people (mediapipe478.yaml's
+    comment says so); the 68-point schemes share one population, within a few hundredths
+    of MediaPipe's (the measured difference between the schemes' point placements)."""
+    para = " ".join(section("5. Baselines").split())
+    people = int(number(r"on the dev split's (\d+) people", para))
+    text = Path(LandmarkScheme.load(MP).path).read_text()
+    assert f"on {people} people" in " ".join(text.split())
+    ib = Baseline.population("ibug68").values
+    for name in ("disfa66", "wflw98"):
+        np.testing.assert_allclose(Baseline.population(name).values, ib)
+    assert np.abs(ib - Baseline.population(MP).values).max() < 0.1
+    assert Baseline.population(MP).is_population
 
 
 def test_landmark_jitter_as_stated(photos):
@@ -557,7 +592,8 @@ def test_head_pitch_moves_the_alar_base_as_stated(photos):
     """Turn the 3-D MediaPipe landmarks by +-10 degrees of pitch about the eye line and
     project them: nose_length changes by about the stated amount, a full nose unit."""
     shift = number(r"at 10 degrees of pitch the alar base shifts by about ([\d.]+) IOD")
-    assert Calibration.default().components[C["nose"]].plus == shift  # "a full nose unit"
+    plus = number(r"more than half a `nose` unit \(its `plus` is ([\d.]+)\)")
+    assert Calibration.default().components[C["nose"]].plus == plus and shift > plus / 2
     mp = LandmarkScheme.load(MP)
     i = RAW_FEATURES.index("nose_length")
     moves = []

@@ -397,7 +397,7 @@ def test_timeline_figure_caption(tmp_path, monkeypatch):
 def test_paths_docs_and_layout_exist():
     for link in re.findall(r"\| \[(docs/[\w.]+)\]\(\1\) \|", README):
         assert (ROOT / link).is_file(), link
-    assert len(re.findall(r"\| \[docs/", README)) == 9
+    assert len(re.findall(r"\| \[docs/", README)) == 10
     layout = re.search(r"## Layout\n\n```\n(.*?)```", README, re.S)[1]
     for line in layout.splitlines():
         assert (ROOT / line.split()[0]).is_dir(), line
@@ -410,3 +410,34 @@ def test_paths_docs_and_layout_exist():
     assert wheel["force-include"] == {"rules": "fuzzyemo/_rules"}
     assert {"fuzzyemo", "builders", "stf2m_model"} <= set(wheel["packages"])
     assert "## 6. Table II oddities" in (ROOT / "docs" / "rules.md").read_text()
+
+
+def test_validity_section_is_the_recorded_held_out_run():
+    """README's validity table quotes docs/validity/heldout.json (measured with the shipped
+    rules: tests/test_docs_validity.py checks the hashes)."""
+    import json
+
+    run = json.loads((ROOT / "docs" / "validity" / "heldout.json").read_text())
+    text = README[README.index("## Validity on real faces"):README.index("## Set-up")]
+    rows = {r.split("|")[1].strip(): r.split("|")[2].strip()
+            for r in text.splitlines() if r.startswith("| ") and "target" not in r}
+    t = run["targets"]
+    expect = {
+        "clearly expressive stills get the emotion a person sees": t["clearly_expressive_stills"],
+        "video frames get the emotion a person sees": t["video_frames"],
+        "smiles are happiness": t["smiles_happiness"],
+        "false alarms (anger, disgust, fear, sadness at medium/high) on neutral or smiling "
+        "faces": t["false_alarms_neutral_smiling"],
+    }
+    for label, fig in expect.items():
+        value, n = re.match(r"([\d.]+) \(([\d,]+)", rows[label]).groups()
+        assert abs(float(value) - fig["rate"]) <= 0.0005 and int(n.replace(",", "")) == fig["n"]
+    value, n = re.match(r"([\d.]+) \((\d+)\)", rows["faces found in group photos"]).groups()
+    ff = run["face_finding"]
+    assert abs(float(value) - ff["recall"]) <= 0.0005 and int(n) == ff["group_faces"]
+    negative = sum(run["stills"]["per_emotion"][e]["n"]
+                   for e in ("anger", "disgust", "sadness", "fear"))
+    hits = sum(run["stills"]["confusion"][e].get(e, 0) for e in ("anger", "disgust", "sadness",
+                                                                 "fear"))
+    assert f"{hits} of {negative} held-out angry" in " ".join(text.split())
+

@@ -322,7 +322,9 @@ def test_step_5_explain_cli_and_python_block(walk, monkeypatch):
 # ------------------------------------------------------------------ sections 4 and 5
 def test_rule_ids_named_on_the_page_exist(rb):
     ids = {r.id for r in rb.rules}
-    named = set(re.findall(r"`((?:happiness|anger|sadness|disgust|fear|surprise)-[\w.-]+)`", TEXT))
+    before_facs = TEXT[:TEXT.index("## 10. The facs profile")]
+    named = set(re.findall(r"`((?:happiness|anger|sadness|disgust|fear|surprise)-[\w.-]+)`",
+                           before_facs))
     assert len(named) > 15
     for name in named - {NEW_RULE}:
         if name.endswith("-..."):
@@ -634,3 +636,56 @@ def test_section_2_edit_example(rules_copy):
         "left_eyebrow", 1)(0.5)) < 1.0
     m = re.search(r"then run `fuzzyemo rules check (\S+)`", s2)
     assert run("rules", "check", ROOT / m.group(1)).exit_code == 0
+
+
+# ------------------------------------------------------------------ section 10 (facs)
+def tables(text: str) -> list[list[list[str]]]:
+    """Every Markdown table in ``text``, as rows of cells (separator rows dropped)."""
+    out: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                current.append(cells)
+        elif current:
+            out.append(current)
+            current = []
+    return out
+
+
+def test_section_10_prototype_table_is_the_facs_profile():
+    facs = RuleBase.default("facs")
+    rows = next(t for t in tables(section(10)) if t[0][0] == "rule")[1:]
+    base: dict[str, list] = {}
+    for rule in facs.rules:
+        base.setdefault(rule.id.split("/")[0], []).append(rule)
+    assert [r[0].strip("`") for r in rows] == list(base)
+    for row in rows:
+        rules = base[row[0].strip("`")]
+        assert float(row[3]) == rules[0].weight, row[0]
+        graded = "/" in rules[0].id
+        assert row[1].startswith("(not graded:") != graded, row[0]
+        assert len(rules) == (3 if graded else 1)
+
+
+def test_section_10_grading_block_and_table():
+    facs = RuleBase.default("facs")
+    block = re.search(r"```yaml\ngrading:\n(.*?)```", section(10), re.S).group(1)
+    engine_yaml = (Path(facs.source) / "engine.yaml").read_text()
+    for line in block.strip().splitlines():
+        assert line.split("#")[0].rstrip() in engine_yaml, line
+    engine = facs.compile(precision="double")
+    rows = next(t for t in tables(section(10)) if t[0][0] == "corners x")[1:]
+    assert [float(r[0]) for r in rows] == [0.3, 0.6, 1.0]
+    corners = [COMPONENTS.index("left_mouth_corner"), COMPONENTS.index("right_mouth_corner")]
+    for row in rows:
+        x = np.zeros(12)
+        x[corners] = float(row[0])
+        res = engine.evaluate(x[None])
+        st = {r["rule"]: r["strength"] for r in engine.explain(x, top=len(engine.rule_ids))}
+        for cell, level in zip(row[1:4], ("low", "medium", "high"), strict=True):
+            assert float(cell) == pytest.approx(st[f"happiness-12/{level}"], abs=5e-4), row
+        assert float(row[4]) == pytest.approx(res.eccentricity[0, 0], abs=5e-4)
+        assert row[5] == f"`{res.labels[0]}`"
+    assert f"`min_activation` is {facs.options.min_activation:g}" in flat(section(10))

@@ -48,7 +48,9 @@ def number(text: str) -> float:
 
 @pytest.fixture(scope="module")
 def shipped() -> RuleBase:
-    return RuleBase.default()
+    # The engine's mechanics are stated on the `paper` profile (no hedged rows); the facs
+    # figures the page also gives are checked separately.
+    return RuleBase.default("paper")
 
 
 # ============================================================================ references
@@ -309,6 +311,11 @@ def test_chunks_bound_working_memory(shipped: RuleBase) -> None:
     chunk = int(number(stated(r"Rows are processed in chunks \(default ([\d,]+) rows")))
     single_mb = number(stated(r"working memory, about (\d+) MB per chunk in flight"))
     double_mb = number(stated(r"in single precision and (\d+) MB in double"))
+    facs_single = number(stated(r"and (\d+) MB and \d+ MB with the `facs` profile"))
+    facs_double = number(stated(r"and \d+ MB and (\d+) MB with the `facs` profile"))
+    facs_rows = int(number(stated(r"whose (\d+) hedged conditions are rows of their own")))
+    facs = RuleBase.default("facs")
+    assert len(facs.compile().hedged_rows) == facs_rows
     engine = Engine(shipped, n_jobs=1)
     assert engine.chunk_size == chunk and engine.n_jobs == 1
     x = np.random.default_rng(0).uniform(-1, 1, (3 * chunk, len(COMPONENTS)))
@@ -318,6 +325,10 @@ def test_chunks_bound_working_memory(shipped: RuleBase) -> None:
     assert three == pytest.approx(one, rel=0.1)
     double = _working_memory_mb(Engine(shipped, n_jobs=1, precision="double"), x[:chunk])
     assert double == pytest.approx(double_mb, rel=0.25)
+    assert _working_memory_mb(Engine(facs, n_jobs=1), x[:chunk]) == pytest.approx(
+        facs_single, rel=0.25)
+    assert _working_memory_mb(Engine(facs, n_jobs=1, precision="double"), x[:chunk]) == \
+        pytest.approx(facs_double, rel=0.25)
 
 
 class _Counting(np.ndarray):

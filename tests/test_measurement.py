@@ -71,26 +71,26 @@ def test_format_1_files_still_load(tmp_path: Path):
     np.testing.assert_array_equal(old.plus, CAL.plus)
 
 
-@pytest.mark.parametrize("edit, message", [
-    ("mouthSmileLeft: 1", "unknown blendshape 'mouthSmileLeftt'"),
-    ("full: [0.6, 0.6]", "full: expected a positive number or [plus, minus] of them"),
-    ("weight: 0.75", "weight: expected a number in [0, 1]"),
-    ("spread: 0.046", "spread must be a number >= 0"),
+@pytest.mark.parametrize("pattern, bad, message", [
+    (r"mouthSmileLeft: 1", "mouthSmileLeftt: 1", "unknown blendshape 'mouthSmileLeftt'"),
+    (r"full: \[0\.6, 0\.6\]", "full: [0.6, -1]",
+     "full: expected a positive number or [plus, minus] of them"),
+    (r"weight: 0\.75", "weight: 1.5", "weight: expected a number in [0, 1]"),
+    (r"(?m)^    spread: [\d.]+$", "    spread: -0.1", "spread must be a number >= 0"),
 ])
-def test_bad_calibration_entries_point_at_the_line(tmp_path: Path, edit: str, message: str):
+def test_bad_calibration_entries_point_at_the_line(tmp_path: Path, pattern: str, bad: str,
+                                                    message: str):
+    import re
+
     text = Path(CAL.path).read_text()
-    bad = {"mouthSmileLeft: 1": "mouthSmileLeftt: 1",
-           "full: [0.6, 0.6]": "full: [0.6, -1]",
-           "weight: 0.75": "weight: 1.5",
-           "spread: 0.046": "spread: -0.1"}[edit]
-    assert edit in text, edit
+    assert re.search(pattern, text), pattern
     p = tmp_path / "calibration.yaml"
-    p.write_text(text.replace(edit, bad, 1))
+    p.write_text(re.sub(pattern, bad, text, count=1))
     with pytest.raises(RuleBaseError) as err:
         Calibration.load(p)
     first = err.value.problems[0]
     assert message in first.message
-    assert bad in p.read_text().splitlines()[first.line - 1]
+    assert bad.strip() in p.read_text().splitlines()[first.line - 1]
 
 
 # ----------------------------------------------------------------------------- evidence
@@ -231,3 +231,60 @@ def test_raw_features_of_the_population_neutral_read_zero():
     x = measure(IBUG.template_landmarks(), "ibug68")
     assert np.abs(x).max() < 0.35
     assert np.isfinite(raw_features(IBUG.named(IBUG.template_landmarks()))).all()
+
+
+# ----------------------------------------------------------------------------- lint region
+def _one_sided_mouth(directory: Path) -> None:
+    """The copy's calibration reads `mouth` from blendshapes alone, without 'minus' ones:
+    on the MediaPipe path it cannot go below 0."""
+    p = directory / "calibration.yaml"
+    text = p.read_text()
+    start = text.index("  mouth:")
+    end = text.index("  upper_lip:")
+    block = text[start:end]
+    block = block.replace("      weight: 0.75", "      weight: 1.0")
+    block = "\n".join(ln for ln in block.split("\n") if not ln.startswith("      minus:")) + ""
+    p.write_text(text[:start] + block + text[end:])
+
+
+def test_reachable_region_follows_the_calibration(tmp_path: Path):
+    from fuzzyemo._rulebase import copy_profile
+
+    assert set(CAL.reachable().values()) == {(-1.0, 1.0)}
+    rules = copy_profile("facs", tmp_path / "rules")
+    _one_sided_mouth(rules)
+    cal = Calibration.load(rules)
+    assert cal.reachable()["mouth"] == (0.0, 1.0)
+    assert cal.reachable(blendshapes=False)["mouth"] == (-1.0, 1.0)
+
+
+def test_rules_check_reports_rules_the_calibration_makes_unreachable(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from fuzzyemo._rulebase import copy_profile
+    from fuzzyemo.cli import app
+
+    rules = copy_profile("facs", tmp_path / "rules")
+    runner = CliRunner()
+    clean = runner.invoke(app, ["rules", "check", str(rules)])
+    assert clean.exit_code == 0 and "unreachable" not in clean.output
+    _one_sided_mouth(rules)
+    res = runner.invoke(app, ["rules", "check", str(rules)])
+    assert res.exit_code == 0, res.output  # warnings only
+    assert "anger-4-24/low" in res.output and "unreachable" in res.output
+    assert runner.invoke(app, ["rules", "check", str(rules), "--strict"]).exit_code == 1
+
+
+def test_rules_check_validates_the_calibration_it_would_use(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from fuzzyemo._rulebase import copy_profile
+    from fuzzyemo.cli import app
+
+    rules = copy_profile("facs", tmp_path / "rules")
+    p = rules / "calibration.yaml"
+    p.write_text(p.read_text().replace("mouthSmileLeft: 1", "mouthSmileLeftt: 1", 1))
+    res = CliRunner().invoke(app, ["rules", "check", str(rules)])
+    assert res.exit_code == 2
+    assert f"{p}:" in res.output and "unknown blendshape 'mouthSmileLeftt'" in res.output
+    assert "Traceback" not in res.output

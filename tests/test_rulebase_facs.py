@@ -45,9 +45,11 @@ def test_the_default_is_the_facs_profile():
 
 
 def test_every_rule_is_a_traceable_graded_prototype():
+    """Every rule cites its FACS/EMFACS source; all are graded prototypes except single-level
+    rules that say why in their note."""
     assert len(PROTOTYPES) >= 25
     for rule in FACS.rules:
-        assert "/" in rule.id, f"{rule.id}: facs rules are graded prototypes"
+        assert "/" in rule.id or rule.note.startswith("not graded:"), rule.id
         assert any(k in rule.source for k in ("FACS", "EMFACS", "Ekman")), rule.id
     # Every emotion has prototypes, low/medium/high each.
     for e in EMOTIONS:
@@ -85,11 +87,20 @@ def test_ordinary_jitter_on_a_neutral_face_stays_neutral():
 
 
 def test_no_surprise_rule_has_brow_lowering():
+    """Every surprise rule rules AU4 out (its brow crest is 'not frowning' or 'smooth'), so a
+    surprise prototype with a frown added is no longer surprise: the angry shout is not."""
     for rule in FACS.rules:
         if rule.emotion == "surprise":
             crest = [c for c in rule.terms if c.component == "brow_crest"]
-            assert crest and all(c.hedges[:1] == ("not",) and c.code == 1 for c in crest), \
-                rule.id
+            assert crest and all(
+                (c.hedges[:1] == ("not",) and c.code == 1)
+                or (c.code == -1 and c.hedges[:1] != ("not",)) for c in crest), rule.id
+    for pid, (emotion, x) in PROTOTYPES.items():
+        if emotion == "surprise":
+            frown = x.copy()
+            frown[C["brow_crest"]] = 0.8
+            act = ENGINE.evaluate(frown[None]).activations[0, EMOTIONS.index("surprise")]
+            assert act < FACS.options.min_activation, (pid, act)
 
 
 def test_a_smile_never_counts_for_anger_disgust_or_fear():
@@ -115,6 +126,17 @@ def test_raised_brows_with_a_normal_crest_are_surprise():
     x[[C["left_eye"], C["right_eye"]]] = 0.5
     x[C["mouth"]] = 0.7
     assert str(ENGINE.evaluate(x[None]).labels[0]).startswith("surprise")
+
+
+def test_a_broad_smile_is_happiness_even_when_the_brows_read_lowered():
+    """MediaPipe reads a Duchenne smile's brow pull as browDown (the public-domain Obama
+    portrait: crest +0.72); a weak smile with a real frown is vetoed, a broad one is not."""
+    x = np.zeros(12)
+    x[[C["left_mouth_corner"], C["right_mouth_corner"]]] = 0.95
+    x[C["brow_crest"]] = 0.75
+    assert ENGINE.evaluate(x[None]).labels[0] == "happiness_high"
+    x[[C["left_mouth_corner"], C["right_mouth_corner"]]] = 0.35
+    assert not str(ENGINE.evaluate(x[None]).labels[0]).startswith("happiness")
 
 
 def test_a_laugh_with_a_raised_upper_lip_is_happiness():

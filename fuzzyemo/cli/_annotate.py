@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from .._geometry import NeutralWarning
 from ._common import (
     ImplicationOpt,
     LambdaFcisOpt,
@@ -68,9 +70,16 @@ def annotate(
         overrides = (tnorm, implication, resolution, min_activation, lambda_fcis, lambda_fkis)
         # Without overrides pass the directory: rule parsing then overlaps landmarking.
         rb = load_rules(rules, *overrides) if any(o is not None for o in overrides) else rules
-        df = run(inputs, rules=rb, baseline=baseline, every=every, max_faces=max_faces,
-                 smoothing=None if smoothing == "none" else smoothing, progress=progress,
-                 detector=detector, verify=verify, min_confidence=min_confidence)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NeutralWarning)
+            df = run(inputs, rules=rb, baseline=baseline, every=every, max_faces=max_faces,
+                     smoothing=None if smoothing == "none" else smoothing, progress=progress,
+                     detector=detector, verify=verify, min_confidence=min_confidence)
+        for w in caught:  # one line each, no Python warning machinery on the user's terminal
+            if issubclass(w.category, NeutralWarning):
+                err.print(f"warning: {w.message}", markup=False)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         write_table(df, output)
         if plot is not None:
             from .._plots import plot_timeline

@@ -61,7 +61,8 @@ def check(
     region: Annotated[list[str] | None, typer.Option(
         "--region", metavar="COMPONENT=LO:HI",
         help="Only measurements with LO <= x <= HI for this component count (repeatable; "
-             "default [-1, 1]): rules that cannot reach min_activation there are reported.",
+             "default: what the calibration can measure, [-1, 1] unless a component is read "
+             "one-sided): rules that cannot reach min_activation there are reported.",
         show_default=False)] = None,
 ) -> None:
     """Validate a rule base and lint it: conflicts, rules that never fire or cannot reach
@@ -69,11 +70,19 @@ def check(
 
     Exits 0 when clean, 1 on lint errors (or warnings with --strict), 2 when a file is invalid.
     """
+    from .._geometry import Calibration
     from .._lint import check_region, lint
 
     with user_errors():
         rb = RuleBase.load(directory)
-        box = check_region(_region(region))
+        # The measurement files the rules are used with are checked too: the calibration
+        # (the rule directory's own, else the shipped one) and any landmark schemes it holds.
+        cal = Calibration.load(rb.source)
+        _check_schemes(Path(rb.source))
+        # By default only what the calibration can measure counts (MediaPipe's path, where
+        # a component read mostly from blendshapes may be one-sided); --region narrows it.
+        box = {**cal.reachable(), **_region(region)}
+        box = check_region(box)
     report = lint(rb, region=box)
     for f in report.findings:
         if f.level != "info" or verbose:
@@ -97,6 +106,15 @@ def check(
               f"sha256 {rb.sha256[:16]}", markup=False)
     if report.errors or (strict and report.warnings):
         raise typer.Exit(1)
+
+
+def _check_schemes(directory: Path) -> None:
+    from .._landmarks import LandmarkScheme
+
+    folder = directory / "landmarks"
+    if folder.is_dir():
+        for f in sorted(folder.glob("*.yaml")):
+            LandmarkScheme.load(f)
 
 
 @app.command()
