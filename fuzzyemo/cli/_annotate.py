@@ -25,7 +25,8 @@ from ._common import (
 
 def annotate(
     inputs: Annotated[list[Path], typer.Argument(
-        help="Images, videos (anything OpenCV decodes) or folders of them.", show_default=False)],
+        help="Images, videos (anything OpenCV decodes) or folders of them; or landmark tables "
+             "from other tools: OpenFace 2.0 / py-feat .csv, iBUG .pts.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o",
                                          help="Output table: .parquet (default) or .csv.")],
     rules: RulesOpt = None,
@@ -47,6 +48,10 @@ def annotate(
         "--min-confidence", min=0.0, max=1.0,
         help="Label rows whose confidence is below this 'unknown' (measurements kept); 0.5 "
              "drops faces beyond the pose limit or with a misfit.")] = 0.0,
+    scheme: Annotated[str | None, typer.Option(
+        "--scheme", help="Landmark tables only: their landmark scheme (name or file), when the "
+                         "point count does not say it (68: ibug68, 66: disfa66, 98: wflw98).",
+        show_default=False)] = None,
     smoothing: Annotated[str, typer.Option(
         help="One Euro smoothing across frames: none, landmarks or measurements.")] = "none",
     plot: Annotated[Path | None, typer.Option(
@@ -74,7 +79,8 @@ def annotate(
             warnings.simplefilter("always", NeutralWarning)
             df = run(inputs, rules=rb, baseline=baseline, every=every, max_faces=max_faces,
                      smoothing=None if smoothing == "none" else smoothing, progress=progress,
-                     detector=detector, verify=verify, min_confidence=min_confidence)
+                     detector=detector, verify=verify, min_confidence=min_confidence,
+                     scheme=scheme)
         for w in caught:  # one line each, no Python warning machinery on the user's terminal
             if issubclass(w.category, NeutralWarning):
                 err.print(f"warning: {w.message}", markup=False)

@@ -79,6 +79,9 @@ def check(
         # (the rule directory's own, else the shipped one) and any landmark schemes it holds.
         cal = Calibration.load(rb.source)
         _check_schemes(Path(rb.source))
+        from .._aus import AuMapping
+
+        AuMapping.load(rb.source)  # the AU mapping `infer --from-aus` and the builders use
         # By default only what the calibration can measure counts (MediaPipe's path, where
         # a component read mostly from blendshapes may be one-sided); --region narrows it.
         box = {**cal.reachable(), **_region(region)}
