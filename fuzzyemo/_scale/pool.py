@@ -294,7 +294,7 @@ def _run_dask(fn: Callable[[Any], Any], payloads: Sequence[Any], where: Where,
             fut = client.submit(_dask_call, fn, payload, topic, cancel_name,
                                 key=f"{label}-{i}-{run}", pure=False)
             futures[fut.key] = (i, fut)
-        pending = as_completed([f for _, f in futures.values()])
+        pending = as_completed([f for _, f in futures.values()], loop=client.loop)
         while not pending.is_empty():
             batch = pending.next_batch(block=False) if pending.has_ready() else []
             if not batch:
