@@ -34,6 +34,10 @@ from .progress import RunProgress
 from .units import Unit, media_units, resolve_runner
 
 PROGRESS_FLUSH_S = 0.25  # workers send their frame counts at most this often
+# Imported once by the local forkserver, so each worker process starts in a fraction of the
+# time (numpy, pandas, pyarrow, OpenCV, MediaPipe: ~1 s of CPU per process otherwise).
+PRELOAD = ("fuzzyemo._scale.annotate_run", "fuzzyemo._annotate", "fuzzyemo._mediapipe",
+           "pyarrow.parquet")
 
 
 class RunCancelled(Exception):
@@ -221,7 +225,8 @@ def annotate_units(sources: list[Source], opts: Any, prep: Future, *, workers: i
             bar.finished(i, res.frames, estimate[i])
             results[i] = res
 
-        run_tasks(execute_unit, tasks, where, done, bar.event, label="fuzzyemo-annotate")
+        run_tasks(execute_unit, tasks, where, done, bar.event, label="fuzzyemo-annotate",
+                      preload=PRELOAD)
     for i in range(len(units)):
         for note in results[i].notes:
             warnings.warn(note, NeutralWarning, stacklevel=3)
@@ -273,7 +278,7 @@ def annotate_to(inputs: str | os.PathLike | Iterable[str | os.PathLike],
     ``strict``: stop at the first bad source (default: report it, skip it, keep going).
     ``resume``: keep the parts of an earlier run with the same rules and options.
     """
-    from .._annotate import _prepare, annotate_options, combine_tables
+    from .._annotate import _prepare, annotate_options
 
     t0 = time.perf_counter()
     opts = annotate_options(every=every, max_faces=max_faces, detector=detector, verify=verify,
@@ -284,18 +289,32 @@ def annotate_to(inputs: str | os.PathLike | Iterable[str | os.PathLike],
     out.check()  # before any work: a missing folder must not cost a finished run
     report = RunReport(str(out), out.dataset)
     problems: list[str] | None = None if strict else []
-    with ThreadPoolExecutor(1, thread_name_prefix="fuzzyemo-rules") as helper:
-        prep = helper.submit(_prepare, rules, calibration)
-        try:
-            sources = collect_sources(inputs, problems)
-        except BaseException:
-            prep.cancel()
-            raise
-        rb, _, cal, scheme = prep.result()
-    report.failed.extend(problems or [])
-    units = media_units(sources, opts.baseline)
-    rkey = resume_key(run_settings(rb, cal, opts, units[0].runner))
-    job = AnnotateJob(opts, (rb, cal, scheme), _versions())
+    # The rules are parsed in a helper thread while the inputs are checked (and, for one
+    # unit run here, while its first frames are landmarked).
+    helper = ThreadPoolExecutor(1, thread_name_prefix="fuzzyemo-rules")
+    prep = helper.submit(_prepare, rules, calibration)
+    try:
+        sources = collect_sources(inputs, problems)
+        report.failed.extend(problems or [])
+        units = media_units(sources, opts.baseline)
+        if out.dataset or where.dask or min(where.local_workers(), len(units)) > 1:
+            rb, _, cal, scheme = prep.result()  # the workers get the parsed rules
+            job = AnnotateJob(opts, (rb, cal, scheme), _versions())
+            rkey = resume_key(run_settings(rb, cal, opts, units[0].runner))
+        else:
+            job = AnnotateJob(opts, None, _versions(), prep=prep)
+            rkey = ""
+        _run(units, job, out, where, report, rkey, strict, resume, progress)
+    finally:
+        prep.cancel()
+        helper.shutdown(wait=True)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _run(units: list[Unit], job: AnnotateJob, out: Output, where: Where, report: RunReport,
+         rkey: str, strict: bool, resume: bool, progress: bool) -> None:
+    from .._annotate import combine_tables
 
     tasks: list[UnitTask] = []
     slot: list[int] = []  # task -> position of its unit in report.parts
@@ -319,7 +338,7 @@ def annotate_to(inputs: str | os.PathLike | Iterable[str | os.PathLike],
         tasks.append(UnitTask(len(tasks), u, job, out if out.dataset else None, record))
     out.sweep(ours)
 
-    estimate = [t.unit.expected_frames(opts.every) for t in tasks]
+    estimate = [t.unit.expected_frames(job.options.every) for t in tasks]
     results: dict[int, UnitResult] = {}
 
     def done(i: int, res: Any) -> None:
@@ -344,9 +363,10 @@ def annotate_to(inputs: str | os.PathLike | Iterable[str | os.PathLike],
         report.faces += res.faces
 
     try:
-        with RunProgress(len(tasks), sum(estimate), enabled=bool(progress),
+        with RunProgress(len(tasks), sum(estimate), enabled=bool(progress and tasks),
                          reused=len(report.reused)) as bar:
-            run_tasks(execute_unit, tasks, where, done, bar.event, label="fuzzyemo-annotate")
+            run_tasks(execute_unit, tasks, where, done, bar.event, label="fuzzyemo-annotate",
+                      preload=PRELOAD)
     finally:
         out.sweep(ours)  # temp files of parts a terminated worker was writing
 
@@ -363,5 +383,3 @@ def annotate_to(inputs: str | os.PathLike | Iterable[str | os.PathLike],
         first = report.failed[0] if report.failed else "nothing to do"
         raise InputError(f"no source could be annotated ({len(report.failed)} failed; "
                          f"first: {first})")
-    report.seconds = time.perf_counter() - t0
-    return report

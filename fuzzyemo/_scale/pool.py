@@ -129,7 +129,7 @@ def _dask_call(fn: Callable[[Any], Any], payload: Any, topic: str, cancel_name: 
 def run_tasks(fn: Callable[[Any], Any], payloads: Sequence[Any], where: Where,
               on_result: Callable[[int, Any], None],
               on_event: Callable[[list], None] | None = None,
-              label: str = "fuzzyemo") -> None:
+              label: str = "fuzzyemo", preload: Sequence[str] = ()) -> None:
     """Run ``fn(payload)`` for each payload where ``where`` says; results come back through
     ``on_result(index, result)`` in the calling thread, in completion order. An exception
     raised by ``fn`` propagates (after the other tasks are cancelled); a task lost with its
@@ -137,6 +137,9 @@ def run_tasks(fn: Callable[[Any], Any], payloads: Sequence[Any], where: Where,
     every task and terminates local workers before re-raising.
 
     ``fn`` must be importable by name (a module-level function) for the worker processes.
+    ``preload``: modules the local forkserver imports once before forking the workers (a
+    worker then starts in ~0.1 s of CPU instead of ~1 s of imports each; on 2 cores that is
+    the difference between 1.5x and 1.8x on a short batch).
     """
     handle = on_event or (lambda event: None)
     if not payloads:
@@ -147,7 +150,7 @@ def run_tasks(fn: Callable[[Any], Any], payloads: Sequence[Any], where: Where,
         _run_inline(fn, payloads, on_result, handle)
     else:
         _run_processes(fn, payloads, min(where.local_workers(), len(payloads)), on_result,
-                       handle)
+                       handle, preload)
 
 
 def _run_inline(fn: Callable[[Any], Any], payloads: Sequence[Any],
@@ -161,9 +164,13 @@ def _run_inline(fn: Callable[[Any], Any], payloads: Sequence[Any],
         _sink = previous
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+def _mp_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    if preload:  # only takes effect when this process starts its forkserver
+        ctx.set_forkserver_preload(list(preload))
+    return ctx
 
 
 def _drain(q: Any, on_event: Callable[[list], None]) -> None:
@@ -193,8 +200,8 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
 
 def _run_processes(fn: Callable[[Any], Any], payloads: Sequence[Any], n_workers: int,
                    on_result: Callable[[int, Any], None],
-                   on_event: Callable[[list], None]) -> None:
-    ctx = _mp_context()
+                   on_event: Callable[[list], None], preload: Sequence[str] = ()) -> None:
+    ctx = _mp_context(preload)
     attempts = [0] * len(payloads)
     started: set[int] = set()
     todo = list(range(len(payloads)))
