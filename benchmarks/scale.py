@@ -13,7 +13,11 @@
    landmarking, geometry, rules, and the parquet file. ``--workers 1`` is the serial run; its
    bytes are compared with the parallel run's (they must be identical).
 4. one clip: ``annotate_to(clip, out.parquet)`` with the default workers (one unit of work
-   runs in the calling process).
+   runs in the calling process); also its CPU time per frame against bare MediaPipe's (both
+   in this process), which the load of other processes on a shared machine does not move.
+5. N bare streams: the bare loop of step 2 in N processes at once, each on its own clip's
+   frames, started together: the most MediaPipe itself gets out of this machine in
+   parallel right now (on a machine shared with other work, less than N x one stream).
 
 The runs alternate ``--repeats`` times in one process; medians, minima and maxima are
 reported. Throughput ratio = (frames annotated / wall time) / bare frames/s. The per-frame
@@ -67,6 +71,30 @@ def make_clip(path: Path, n: int, phase: float) -> None:
         writer.release()
 
 
+def _bare_stream(task: tuple[str, float]) -> tuple[float, float, int]:
+    """One bare stream in a worker process, started at the shared wall-clock time."""
+    clip, start_at = task
+    frames, _ = decode_all(Path(clip))
+    while time.time() < start_at:
+        time.sleep(0.001)
+    t = time.time()
+    bare_mediapipe(frames)
+    return t, time.time(), len(frames)
+
+
+def bare_streams(clips: list[Path], n: int) -> float:
+    """Frames/s of ``n`` bare MediaPipe streams running at once (separate processes)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(n, mp_context=ctx) as pool:
+        start_at = time.time() + 8.0  # after every process has started and decoded
+        runs = list(pool.map(_bare_stream, [(str(clips[i % len(clips)]), start_at)
+                                            for i in range(n)]))
+    return sum(r[2] for r in runs) / (max(r[1] for r in runs) - min(r[0] for r in runs))
+
+
 def timed_run(clips: list[Path], out: Path, workers: int | None) -> tuple[float, str]:
     import fuzzyemo
 
@@ -111,14 +139,20 @@ def main(argv: list[str] | None = None) -> dict:
         n = len(frames)
         total = n * len(clips)
         timed_run(clips[:1], d / "warm.parquet", 1)  # imports, model, rules
-        bare, serial, parallel, one = [], [], [], []
+        bare, serial, parallel, one, streams = [], [], [], [], []
+        cpu_bare, cpu_one = [], []
         digests: set[tuple[str, str]] = set()
         loads = [load()]
         for _ in range(args.repeats):
+            c = time.process_time()
             bare.append(bare_mediapipe(frames))
+            cpu_bare.append((time.process_time() - c) / n)
             s, h1 = timed_run(clips, d / "serial.parquet", 1)
             p, h2 = timed_run(clips, d / "parallel.parquet", workers)
+            c = time.process_time()
             one.append(timed_run(clips[:1], d / "one.parquet", None)[0])
+            cpu_one.append((time.process_time() - c) / n)
+            streams.append(bare_streams(clips, workers))
             serial.append(s)
             parallel.append(p)
             digests.add((h1, h2))
@@ -133,6 +167,15 @@ def main(argv: list[str] | None = None) -> dict:
         "batch_serial_fps": summary([total / s for s in serial]),
         "batch_parallel_fps": summary([total / s for s in parallel]),
         "one_video_fps": summary([n / s for s in one]),
+        "bare_streams_fps": summary(streams),
+        "ratio_bare_streams_vs_bare": summary([x / statistics.median(bare_fps)
+                                               for x in streams]),
+        "ratio_batch_parallel_vs_bare_streams": summary([total / p / x for p, x in
+                                                         zip(parallel, streams, strict=True)]),
+        "cpu_ms_per_frame_bare": summary([1000 * x for x in cpu_bare]),
+        "cpu_ms_per_frame_one_video": summary([1000 * x for x in cpu_one]),
+        "cpu_ratio_bare_vs_one_video": summary([b / o for b, o in zip(cpu_bare, cpu_one,
+                                                                       strict=True)]),
         "ratio_batch_parallel_vs_bare": summary(ratio(parallel, total)),
         "ratio_batch_serial_vs_bare": summary(ratio(serial, total)),
         "ratio_one_video_vs_bare": summary(ratio(one, n)),
@@ -141,6 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
         "serial_and_parallel_bytes_identical": identical,
         "load_average": loads,
         "runs_s": {"bare": bare, "serial": serial, "parallel": parallel, "one": one},
+        "bare_streams_fps_runs": streams,
         "env": {"python": platform.python_version(), "machine": platform.machine()},
     }
     # The paper estimate: a worker's cost per frame (median serial run, everything included)
@@ -159,13 +203,18 @@ def main(argv: list[str] | None = None) -> dict:
     for key, name in (("bare_fps", "one bare MediaPipe stream"),
                       ("batch_serial_fps", "batch, --workers 1"),
                       ("batch_parallel_fps", f"batch, --workers {workers}"),
-                      ("one_video_fps", "one video")):
+                      ("one_video_fps", "one video"),
+                      ("bare_streams_fps", f"{workers} bare streams at once")):
         r = res[key]
         print(f"  {name:28s} {r['median']:7.1f} frames/s ({r['min']:.1f}-{r['max']:.1f})")
     for key, name in (("ratio_batch_parallel_vs_bare", "batch parallel / bare"),
                       ("ratio_batch_serial_vs_bare", "batch serial / bare"),
                       ("ratio_one_video_vs_bare", "one video / bare"),
-                      ("speedup_parallel_vs_serial", "parallel / serial (same run)")):
+                      ("speedup_parallel_vs_serial", "parallel / serial (same run)"),
+                      ("ratio_bare_streams_vs_bare", f"{workers} bare streams / one"),
+                      ("ratio_batch_parallel_vs_bare_streams",
+                       f"batch parallel / {workers} streams"),
+                      ("cpu_ratio_bare_vs_one_video", "CPU/frame: bare / one video")):
         r = res[key]
         print(f"  {name:28s} {r['median']:7.2f}x ({r['min']:.2f}-{r['max']:.2f})")
     print(f"  serial and parallel parquet bytes identical: {identical}")

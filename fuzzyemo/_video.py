@@ -50,10 +50,11 @@ class Source:
     fps: float = 0.0
     width: int = 0
     height: int = 0
+    shown: str | None = None  # the name as the user gave it, when ``path`` was made absolute
 
     @property
     def name(self) -> str:
-        return str(self.path)
+        return self.shown if self.shown is not None else str(self.path)
 
 
 @dataclass

@@ -410,6 +410,20 @@ def test_dask_cluster_gives_the_local_runs_rows(media, serial, cluster, tmp_path
     assert len(again.reused) == 3 and not again.written
 
 
+def test_dask_workers_find_relative_paths(media, cluster, tmp_path, monkeypatch):
+    """Inputs and output given relative to a working directory the workers do not share
+    (their processes started in another one): they get absolute paths, the table keeps the
+    names as given."""
+    (tmp_path / "grace.jpg").write_bytes((media / "grace.jpg").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    rep = annotate_to(["grace.jpg"], "rel/", scheduler=cluster.scheduler_address)
+    assert not rep.failed and len(rep.written) == 1
+    df = pd.read_parquet(tmp_path / "rel")
+    assert df["source"].tolist() == ["grace.jpg"]
+    local = annotate_to(["grace.jpg"], tmp_path / "g.parquet", workers=1)
+    assert local.rows == 1 and pd.read_parquet(tmp_path / "g.parquet").equals(df)
+
+
 def test_dask_retries_the_source_of_a_killed_worker(media, cluster, tmp_path, monkeypatch):
     ins = [str(media / "long.avi"), str(media / "grace.jpg")]
     ref = annotate_to(ins, str(tmp_path / "ref") + "/", workers=1)

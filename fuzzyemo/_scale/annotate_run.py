@@ -214,7 +214,9 @@ def annotate_units(sources: list[Source], opts: Any, prep: Future, *, workers: i
     else:
         rb, _, cal, scheme = prep.result()  # workers get the parsed rules
         job = AnnotateJob(opts, (rb, cal, scheme), _versions())
-    tasks = [UnitTask(i, u, job, reraise=True) for i, u in enumerate(units)]
+    # On a cluster the workers' working directory is not ours: they get absolute paths.
+    tasks = [UnitTask(i, u.absolute() if where.dask else u, job, reraise=True)
+             for i, u in enumerate(units)]
     results: dict[int, UnitResult] = {}
     estimate = [u.expected_frames(opts.every) for u in units]
 
@@ -335,7 +337,10 @@ def _run(units: list[Unit], job: AnnotateJob, out: Output, where: Where, report:
                 report.faces += int(((meta or {}).get("part") or {}).get("faces", 0))
                 continue
         slot.append(len(report.parts) - 1)
-        tasks.append(UnitTask(len(tasks), u, job, out if out.dataset else None, record))
+        # On a cluster the workers' working directory is not ours: they get absolute paths.
+        tasks.append(UnitTask(len(tasks), u.absolute() if where.dask else u, job,
+                              (out.absolute() if where.dask else out) if out.dataset else None,
+                              record))
     out.sweep(ours)
 
     estimate = [t.unit.expected_frames(job.options.every) for t in tasks]

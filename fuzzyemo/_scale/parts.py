@@ -67,6 +67,10 @@ class Output:
     def __str__(self) -> str:
         return self.path + ("/" if self.dataset else "")
 
+    def absolute(self) -> Output:
+        """Local paths made absolute, for workers whose working directory differs."""
+        return self if self.remote else Output(os.path.abspath(self.path), self.dataset, False)
+
     # -- file system ----------------------------------------------------------------
     def _fs(self) -> tuple[Any, str]:
         try:

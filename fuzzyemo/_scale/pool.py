@@ -28,6 +28,7 @@ import os
 import queue
 import signal
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -74,19 +75,23 @@ class TaskFailed(Exception):
 
 
 # ----------------------------------------------------------------------------- worker side
-_sink: Callable[[list], None] | None = None  # where emit() sends events in this process
-_cancel_check: Callable[[], bool] | None = None
+# Where emit() sends events: per thread (a Dask worker may run several tasks at once), with
+# the process's default for local worker processes.
+_process_sink: Callable[[list], None] | None = None
+_local = threading.local()
 
 
 def emit(event: list) -> None:
     """Send a progress event (a list of str/int/float) to the caller; no-op without one."""
-    if _sink is not None:
-        _sink(event)
+    sink = getattr(_local, "sink", None) or _process_sink
+    if sink is not None:
+        sink(event)
 
 
 def cancelled() -> bool:
     """True once the caller has cancelled the run (checked by long tasks now and then)."""
-    return bool(_cancel_check is not None and _cancel_check())
+    check = getattr(_local, "cancel_check", None)
+    return bool(check is not None and check())
 
 
 def worker_name() -> str:
@@ -95,14 +100,13 @@ def worker_name() -> str:
 
 def _init_process(events: Any) -> None:
     """Local worker process start: Ctrl-C is the caller's business (it terminates us)."""
-    global _sink
+    global _process_sink
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _sink = events.put
+    _process_sink = events.put
 
 
 def _dask_call(fn: Callable[[Any], Any], payload: Any, topic: str, cancel_name: str) -> Any:
     """Runs on a Dask worker: route events to the caller's topic, honour its cancel flag."""
-    global _sink, _cancel_check
     from distributed import Event, get_worker
 
     worker = get_worker()
@@ -117,12 +121,12 @@ def _dask_call(fn: Callable[[Any], Any], payload: Any, topic: str, cancel_name: 
                 last[1] = bool(flag.is_set())
         return bool(last[1])
 
-    _sink = lambda event: worker.log_event(topic, event)  # noqa: E731
-    _cancel_check = check
+    _local.sink = lambda event: worker.log_event(topic, event)
+    _local.cancel_check = check
     try:
         return fn(payload)
     finally:
-        _sink, _cancel_check = None, None
+        _local.sink = _local.cancel_check = None
 
 
 # ----------------------------------------------------------------------------- caller side
@@ -155,13 +159,13 @@ def run_tasks(fn: Callable[[Any], Any], payloads: Sequence[Any], where: Where,
 
 def _run_inline(fn: Callable[[Any], Any], payloads: Sequence[Any],
                 on_result: Callable[[int, Any], None], on_event: Callable[[list], None]) -> None:
-    global _sink
-    previous, _sink = _sink, on_event
+    previous = getattr(_local, "sink", None)
+    _local.sink = on_event
     try:
         for i, payload in enumerate(payloads):
             on_result(i, fn(payload))
     finally:
-        _sink = previous
+        _local.sink = previous
 
 
 def _mp_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:

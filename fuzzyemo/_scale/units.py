@@ -14,12 +14,14 @@ after the other, in parallel processes or on a cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .._video import Source
@@ -53,6 +55,13 @@ class Unit:
         stem = _UNSAFE.sub("_", self.label.rstrip("/").replace(os.sep, "/").rsplit("/", 1)[-1])
         digest = hashlib.sha256(self.key.encode("utf-8", "surrogateescape")).hexdigest()
         return f"{stem[:60].strip('._') or 'source'}-{digest[:16]}.parquet"
+
+    def absolute(self) -> Unit:
+        """The same unit with absolute source paths (names unchanged), for workers whose
+        working directory is not the caller's (a Dask cluster)."""
+        srcs = tuple(dataclasses.replace(s, path=Path(os.path.abspath(s.path)), shown=s.name)
+                     for s in self.sources)
+        return dataclasses.replace(self, sources=srcs)
 
     def sizes(self) -> list[int]:
         """The sources' sizes in bytes now (part of the resume check)."""
