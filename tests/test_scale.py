@@ -78,6 +78,18 @@ def test_progress_counts_frames_across_workers_and_retries():
     assert lines[-1].startswith("annotate: 2/3 sources, 22/22 frames") and "1 failed" in lines[-1]
 
 
+def test_performance_page_names_the_benchmarks_real_flags():
+    import re
+
+    text = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    section = text[text.index("## Annotate at scale"):].split("**Machine:**")[0]
+    assert "`python benchmarks/scale.py --frames 300 --repeats 7`" in section
+    flags = set(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", section))
+    usage = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--help"],
+                           capture_output=True, text=True, check=True).stdout
+    assert flags and all(f in usage for f in flags), flags
+
+
 def test_output_paths(tmp_path):
     from fuzzyemo._scale.parts import Output
 
@@ -436,6 +448,34 @@ def test_dask_retries_the_source_of_a_killed_worker(media, cluster, tmp_path, mo
     assert len(starts) >= 2 and starts[0][2] != starts[-1][2]  # another worker process
     assert parts(tmp_path / "run") == parts(tmp_path / "ref")
     cluster.wait_for_workers(2, timeout=60)  # the nanny restarts the killed one
+
+
+def test_dask_ctrl_c_stops_running_tasks(media, cluster, tmp_path, monkeypatch):
+    """Ctrl-C (here: KeyboardInterrupt at the first frame count) cancels the run; the task
+    already running on a worker sees the cancel flag and stops: its part never appears."""
+    frames = []
+    cap = cv2.VideoCapture(str(media / "long.avi"))
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    _video(tmp_path / "longer.avi", frames * 5)  # 300 frames: several seconds of work
+    real = RunProgress.event
+
+    def event(self, ev):
+        real(self, ev)
+        if ev[0] == "frames":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunProgress, "event", event)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        annotate_to([str(tmp_path / "longer.avi")], str(out) + "/",
+                    scheduler=cluster.scheduler_address, progress=True)
+    time.sleep(8)  # the whole video would be done by now had the task gone on
+    assert list(out.iterdir()) == []
 
 
 def test_dask_errors_are_one_line(media, tmp_path, monkeypatch):
