@@ -351,6 +351,27 @@ def _killer(monkeypatch, target: int, seen: list[list]) -> None:
     monkeypatch.setattr(RunProgress, "event", event)
 
 
+def _poison(x: int) -> int:
+    """A task for the local pool: task 1 kills its worker process every time."""
+    from fuzzyemo._scale.pool import emit
+
+    emit(["start", x])
+    if x == 1:
+        time.sleep(0.2)  # task 0 is in flight in the other worker when this one dies
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.5)
+    return 2 * x
+
+
+def test_local_pool_gives_up_on_a_task_that_keeps_killing_its_worker():
+    from fuzzyemo._scale.pool import MAX_ATTEMPTS, TaskFailed, Where, run_tasks
+
+    got: dict[int, object] = {}
+    run_tasks(_poison, [0, 1, 2], Where(workers=2), got.__setitem__)
+    assert got[0] == 0 and got[2] == 4  # the bystanders are redone and finish
+    assert isinstance(got[1], TaskFailed) and f"{MAX_ATTEMPTS} tries on its own" in str(got[1])
+
+
 def test_a_killed_local_worker_s_source_is_retried(media, tmp_path, monkeypatch):
     ins = [str(media / "long.avi"), str(media / "astronaut.png")]
     ref = annotate_to(ins, str(tmp_path / "ref") + "/", workers=1)

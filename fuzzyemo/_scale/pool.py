@@ -8,8 +8,9 @@ workers (``on_event(event)``) in between. The three places share that contract:
 - **local processes** (``workers=N``): a ``ProcessPoolExecutor`` started with ``forkserver``
   (``spawn`` where there is none; never ``fork``: MediaPipe and the decode threads do not
   survive it). Workers ignore Ctrl-C; the caller terminates them. When a worker dies (out of
-  memory, a crash in native code) the pool is rebuilt and its unfinished tasks run again;
-  a task that was running in :data:`MAX_ATTEMPTS` pools that died is given up.
+  memory, a crash in native code) the pool is rebuilt and its unfinished tasks run again, the
+  ones that were running one at a time; a task that kills :data:`MAX_ATTEMPTS` workers on its
+  own is given up (reported as failed), and the others go on.
 - **Dask** (``scheduler`` address or ``scheduler_file``): tasks are submitted to an existing
   cluster (the ``[distributed]`` extra). The scheduler itself retries a task whose worker
   died (``distributed.scheduler.allowed-failures``, 3 by default). Events travel as Dask
@@ -39,7 +40,7 @@ from typing import Any
 
 from .._errors import InputError
 
-MAX_ATTEMPTS = 3  # tries of a task whose local worker process died under it
+MAX_ATTEMPTS = 3  # tries, alone in a pool, of a task whose local worker process died
 DASK_CONNECT_TIMEOUT_S = 10
 DISTRIBUTED_HINT = 'pip install "fuzzyemo[distributed]"'
 
@@ -205,32 +206,40 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
 def _run_processes(fn: Callable[[Any], Any], payloads: Sequence[Any], n_workers: int,
                    on_result: Callable[[int, Any], None],
                    on_event: Callable[[list], None], preload: Sequence[str] = ()) -> None:
+    """Tasks in a local process pool. When a worker dies the pool breaks and every task in
+    flight fails with it, the culprit and the bystanders alike; so those that had started
+    then run again one at a time ("suspects"), where a death is the task's own: a task is
+    given up after MAX_ATTEMPTS deaths of its own."""
     ctx = _mp_context(preload)
     attempts = [0] * len(payloads)
     started: set[int] = set()
     todo = list(range(len(payloads)))
+    suspects: list[int] = []
 
     def track(event: list) -> None:
         if event and event[0] == "start":
             started.add(int(event[1]))
         on_event(event)
 
-    while todo:
+    while todo or suspects:
+        alone = bool(suspects)
+        batch = [suspects.pop(0)] if alone else todo
+        todo = [] if not alone else todo
         # A fresh queue for every pool: a worker killed while writing to one may leave its
         # lock held.
         events = ctx.Queue()
-        pool = ProcessPoolExecutor(min(n_workers, len(todo)), mp_context=ctx,
+        pool = ProcessPoolExecutor(1 if alone else min(n_workers, len(batch)), mp_context=ctx,
                                    initializer=_init_process, initargs=(events,))
         running: dict[Future, int] = {}
+        finished: set[int] = set()
         broken = False
         started.clear()
         try:
             try:
-                for i in todo:
+                for i in batch:
                     running[pool.submit(fn, payloads[i])] = i
             except BrokenProcessPool:
                 broken = True
-            todo = []
             while running and not broken:
                 done, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
                 _drain(events, track)
@@ -240,8 +249,8 @@ def _run_processes(fn: Callable[[Any], Any], payloads: Sequence[Any], n_workers:
                         result = fut.result()
                     except BrokenProcessPool:
                         broken = True
-                        todo.append(i)
                         continue
+                    finished.add(i)
                     on_result(i, result)
         except BaseException:
             _terminate(pool)
@@ -251,22 +260,24 @@ def _run_processes(fn: Callable[[Any], Any], payloads: Sequence[Any], n_workers:
             continue
         _terminate(pool)
         _drain(events, track)
-        todo = sorted(set(todo) | set(running.values()))
-        if not started & set(todo):
+        unfinished = [i for i in batch if i not in finished]
+        crashed = [i for i in unfinished if i in started]
+        if not crashed:
             # No task had begun: the workers themselves cannot start (or import fn).
             raise RuntimeError("the worker processes died before running any task "
                                "(see the messages above); try --workers 1")
-        kept = []
-        for i in todo:
-            if i in started:  # it was running when a worker died: count the try
-                attempts[i] += 1
-            if attempts[i] >= MAX_ATTEMPTS:
-                on_result(i, TaskFailed(f"a worker process died while running it "
-                                        f"({attempts[i]} tries: out of memory, or a "
-                                        "crash in native code)"))
-            else:
-                kept.append(i)
-        todo = kept
+        todo += [i for i in unfinished if i not in started]
+        if not alone:
+            suspects += crashed
+            continue
+        (i,) = crashed
+        attempts[i] += 1
+        if attempts[i] >= MAX_ATTEMPTS:
+            on_result(i, TaskFailed(f"a worker process died while running it ({attempts[i]} "
+                                    "tries on its own: out of memory, or a crash in native "
+                                    "code)"))
+        else:
+            suspects.insert(0, i)
 
 
 def connect(where: Where) -> Any:
