@@ -285,7 +285,8 @@ class DatasetBuilder(ABC):
     def __init__(self, source: str | os.PathLike | None = None, *,
                  rules: str | os.PathLike | None = None, rulebase: Any = None,
                  workers: int | None = None, strict: bool = False, progress: bool = False,
-                 plot: bool = True):
+                 plot: bool = True, scheduler: str | None = None,
+                 scheduler_file: str | os.PathLike | None = None):
         from fuzzyemo import RuleBase
         from fuzzyemo._rulebase import resolve_rules
 
@@ -294,6 +295,11 @@ class DatasetBuilder(ABC):
         # A profile name means its directory: a calibration.yaml or landmarks/ there wins.
         self.rules_dir = None if rules is None else resolve_rules(rules)[0]
         self.workers = max(1, int(workers)) if workers else (os.cpu_count() or 1)
+        # Where per-subject / per-shard tasks run: local processes, or a Dask cluster.
+        from fuzzyemo._scale.pool import Where
+
+        self.where = Where(self.workers, scheduler,
+                           None if scheduler_file is None else str(scheduler_file))
         self.strict = strict
         self.progress = progress
         self.plot = plot

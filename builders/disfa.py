@@ -24,7 +24,6 @@ import shutil
 import struct
 import zlib
 from collections.abc import Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fuzzyemo._errors import InputError
+from fuzzyemo._scale.pool import TaskFailed, run_tasks
 from fuzzyemo._table import results_frame
 from fuzzyemo._vocab import COMPONENTS
 
@@ -672,25 +672,15 @@ class DisfaBuilder(DatasetBuilder):
             results[task["subject"]] = res
 
         with Progress(self.progress, "DISFA subjects", len(todo)) as bar:
-            if self.workers > 1 and len(todo) > 1:
-                # Processes, not threads: loadmat is Python-heavy and holds the GIL.
-                with ProcessPoolExecutor(min(self.workers, len(todo))) as pool:
-                    pending: dict[Future, dict[str, Any]] = {
-                        pool.submit(read_subject, t): t for t in todo}
-                    try:
-                        while pending:
-                            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                            for fut in done:
-                                finish(pending.pop(fut), fut.result())
-                                bar.advance()
-                    except BaseException:
-                        for fut in pending:
-                            fut.cancel()
-                        raise
-            else:
-                for task in todo:
-                    finish(task, read_subject(task))
-                    bar.advance()
+            def done(i: int, res: Any) -> None:
+                if isinstance(res, TaskFailed):
+                    raise BuildError(f"{todo[i]['subject']}: {res}")
+                finish(todo[i], res)
+                bar.advance()
+
+            # Processes, not threads: loadmat is Python-heavy and holds the GIL. One task
+            # per subject, here or on a Dask cluster (--scheduler).
+            run_tasks(read_subject, todo, self.where, done, label="fuzzyemo-disfa")
         out = [results[s] for s in subjects]
         for res in out:  # issues in subject order, so metadata is deterministic
             for item in res["issues"]:

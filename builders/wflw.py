@@ -21,7 +21,6 @@ import hashlib
 import io
 import os
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +30,7 @@ import pyarrow as pa
 
 from fuzzyemo._errors import InputError
 from fuzzyemo._files import atomic_path
+from fuzzyemo._scale.pool import TaskFailed, run_tasks
 from fuzzyemo._table import results_frame
 from fuzzyemo._vocab import COMPONENTS
 
@@ -53,6 +53,7 @@ SPLITS: tuple[str, ...] = ("test", "train")
 ANNOTATION_DIR = "WFLW_annotations/list_98pt_rect_attr_train_test"
 IMAGE_DIR = "WFLW_images"
 CROP_SIZE = 224
+CROP_SHARD = 64  # images per task when writing crops (a task costs ~ms to schedule)
 HOMEPAGE = "https://wywu.github.io/projects/LAB/WFLW.html"
 LICENSE = ("WFLW's annotations are released by their authors for non-commercial research "
            "purposes; its images come from WIDER FACE (images from the web, for research "
@@ -194,6 +195,11 @@ def crop_image(task: tuple[str, str, list[tuple[str, list[float]]], int]) -> lis
     return []
 
 
+def crop_shard(tasks: list[tuple[str, str, list[tuple[str, list[float]]], int]]) -> list[str]:
+    """Write the crops of a shard of images (one worker task); returns the problems."""
+    return [p for t in tasks for p in crop_image(t)]
+
+
 # ----------------------------------------------------------------------------- builder
 class WflwBuilder(DatasetBuilder):
     """WFLW -> WFLW-FER (one row per face: 7,500 train + 2,500 test)."""
@@ -314,17 +320,18 @@ class WflwBuilder(DatasetBuilder):
                 tasks[rel] = (str(self.source / IMAGE_DIR / img), rel, [], CROP_SIZE)
             tasks[rel][2].append((str(self.crops / name), coeffs[k].tolist()))
         ordered = [tasks[k] for k in sorted(tasks)]
-        problems: list[str] = []
+        shards = [ordered[k:k + CROP_SHARD] for k in range(0, len(ordered), CROP_SHARD)]
+        per_shard: dict[int, list[str]] = {}
         with Progress(self.progress, "WFLW crops", len(ordered)) as bar:
-            if self.workers > 1 and len(ordered) > 1:
-                with ProcessPoolExecutor(self.workers) as pool:
-                    for res in pool.map(crop_image, ordered, chunksize=16):
-                        problems += res
-                        bar.advance()
-            else:
-                for t in ordered:
-                    problems += crop_image(t)
-                    bar.advance()
+            def done(k: int, res: Any) -> None:
+                if isinstance(res, TaskFailed):
+                    raise InputError(f"WFLW crops of {shards[k][0][1]} ...: {res}")
+                per_shard[k] = res
+                bar.advance(len(shards[k]))
+
+            # One task per shard of images, here or on a Dask cluster (--scheduler).
+            run_tasks(crop_shard, shards, self.where, done, label="fuzzyemo-wflw")
+        problems: list[str] = [p for k in range(len(shards)) for p in per_shard[k]]
         failed = set()
         for p in problems:
             path, msg = p.split("\t", 1)

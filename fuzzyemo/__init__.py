@@ -45,6 +45,7 @@ from ._vocab import (
 # Public name -> (private module, attribute), imported on first access (PEP 562).
 _LAZY = {
     "annotate": ("._annotate", "annotate"),
+    "annotate_to": ("._scale.annotate_run", "annotate_to"),
     "write_annotations": ("._annotate", "write_table"),
     "relabel": ("._annotate", "relabel"),
     "read_annotations": ("._annotate", "read_annotations"),
@@ -95,6 +96,7 @@ __all__ = [
     "Term",
     "__version__",
     "annotate",
+    "annotate_to",
     "class_index",
     "class_name",
     "default_rules_dir",

@@ -26,6 +26,7 @@ import time
 import warnings
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,9 @@ def annotate(
     verify: bool = True,
     min_confidence: float = 0.0,
     scheme: str | os.PathLike | None = None,
+    workers: int | None = 1,
+    scheduler: str | None = None,
+    scheduler_file: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Landmark, measure and label every frame of images, folders of images and videos.
 
@@ -128,17 +132,90 @@ def annotate(
     min_confidence: rows whose ``confidence`` is below this get the label ``unknown`` and
         class index -2 (their measurements and scores are kept). 0 (default) keeps every
         rule label; 0.5 drops all faces beyond the pose limit or with a misfit.
+    workers: worker processes for the sources (default 1: this process; None: every core).
+        Each unit of work (a video, an image; under ``baseline="self"`` the stills of one
+        folder) is landmarked and labelled on its own, so the table is the same, byte for
+        byte once written, whatever the number of workers.
+    scheduler, scheduler_file: run the units on a Dask cluster instead (its scheduler's
+        address, ``tcp://host:port``, or its scheduler file; the ``[distributed]`` extra).
+        The inputs must be readable at the same paths on every worker.
 
     Returns a DataFrame (columns in the module docstring) whose ``attrs["fuzzyemo"]`` holds the
     provenance that :func:`write_table` stores (rule hash, model hash, versions, options).
     """
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     if any(is_landmark_table(p) for p in paths):
+        # Landmarks another tool found: geometry only, no MediaPipe, in this process (a
+        # table of thousands of frames measures in a fraction of a second).
         if not all(is_landmark_table(p) for p in paths):
             raise InputError("landmark tables (.csv, .pts) and images or videos cannot be "
                              "annotated in one run: run them separately")
         return annotate_tables(paths, rules, baseline, scheme=scheme, calibration=calibration,
                                smoothing=smoothing, min_confidence=min_confidence)
+    opts = annotate_options(every=every, max_faces=max_faces, detector=detector, verify=verify,
+                            min_confidence=min_confidence, smoothing=smoothing,
+                            baseline=baseline, model_path=model_path, queue_size=queue_size)
+    from ._scale.annotate_run import annotate_units
+
+    t0 = time.perf_counter()
+    # Rules, calibration and landmark scheme are parsed (YAML, ~0.1-1 s) in a helper thread
+    # while frames are landmarked; they are only needed afterwards. A broken rule file still
+    # stops the run at once: the frame loop checks the helper after every frame.
+    with ThreadPoolExecutor(1, thread_name_prefix="fuzzyemo-rules") as pool:
+        prep = pool.submit(_prepare, rules, calibration)
+        try:
+            sources = collect_sources(inputs)
+            started = time.perf_counter()
+            # One table per unit of work (a video, an image; under baseline "self" the
+            # stills of one folder), in input order; workers > 1 runs units in parallel.
+            tables = annotate_units(sources, opts, prep, workers=workers, scheduler=scheduler,
+                                    scheduler_file=scheduler_file, progress=progress)
+            landmark_s = time.perf_counter() - started
+        except BaseException:
+            prep.cancel()
+            raise
+    df = combine_tables(tables, sources)
+    # Timing lives outside "fuzzyemo" and is never written: equal inputs give equal bytes.
+    df.attrs["timing"] = {"landmarking_s": landmark_s,
+                          "total_s": time.perf_counter() - t0}
+    return df
+
+
+@dataclass(frozen=True)
+class AnnotateOptions:
+    """Everything but the rules that decides :func:`annotate`'s rows (checked, picklable:
+    it travels to worker processes and Dask workers). ``baseline`` is a keyword of
+    :data:`BASELINES` or a loaded :class:`Baseline`."""
+
+    every: int = 1
+    max_faces: int = 1
+    detector: str = "auto"
+    verify: bool = True
+    min_confidence: float = 0.0
+    smoothing: OneEuro | None = None
+    baseline: str | Baseline = "auto"
+    model_path: str | None = None
+    queue_size: int = 8
+
+    def metadata(self) -> dict[str, Any]:
+        """The option fields of the output metadata (as :func:`annotate` has always written)."""
+        return {
+            "model": MODEL_NAME if self.model_path is None else str(self.model_path),
+            "model_sha256": MODEL_SHA256 if self.model_path is None else None,
+            "landmark_scheme": SCHEME,
+            "every": self.every, "max_faces": self.max_faces, "detector": self.detector,
+            "verify": self.verify, "min_confidence": self.min_confidence,
+            "smoothing": self.smoothing.to_dict() if self.smoothing is not None else None,
+        }
+
+
+def annotate_options(every: int = 1, max_faces: int = 1, detector: str = "auto",
+                     verify: bool = True, min_confidence: float = 0.0,
+                     smoothing: str | OneEuro | None = None,
+                     baseline: str | os.PathLike | Baseline = "auto",
+                     model_path: str | os.PathLike | None = None,
+                     queue_size: int = 8) -> AnnotateOptions:
+    """Check :func:`annotate`'s options (one-line :class:`InputError`) and bundle them."""
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise InputError(f"every must be a positive integer, got {every!r}")
     if isinstance(max_faces, bool) or not isinstance(max_faces, int) or max_faces < 1:
@@ -150,46 +227,43 @@ def annotate(
         raise InputError(f"min_confidence must be a number in [0, 1], got {min_confidence!r}")
     smooth = OneEuro.parse(smoothing)
     fixed = _fixed_baseline(baseline)
-    t0 = time.perf_counter()
-    # Rules, calibration and landmark scheme are parsed (YAML, ~0.1-1 s) in a helper thread
-    # while frames are landmarked; they are only needed afterwards. A broken rule file still
-    # stops the run at once: the frame loop checks the helper after every frame.
-    with ThreadPoolExecutor(1, thread_name_prefix="fuzzyemo-rules") as pool:
-        prep = pool.submit(_prepare, rules, calibration)
-        try:
-            sources = collect_sources(inputs)
-            started = time.perf_counter()
-            acc = _landmark_all(sources, every, max_faces, progress, model_path, queue_size,
-                                prep, detector=detector, verify=bool(verify))
-            landmark_s = time.perf_counter() - started
-        except BaseException:
-            prep.cancel()
-            raise
-        rb, engine, cal, scheme = prep.result()
+    return AnnotateOptions(every, max_faces, detector, bool(verify), float(min_confidence),
+                           smooth, fixed if fixed is not None else str(baseline),
+                           None if model_path is None else str(model_path), queue_size)
 
-    df, baseline_text = _measure_and_label(acc, sources, engine, cal, scheme, baseline, fixed,
-                                           smooth, float(min_confidence))
+
+def annotate_sources(sources: list[Source], opts: AnnotateOptions, prep: Future | None = None,
+                     prepared: tuple[RuleBase, Any, Calibration, LandmarkScheme] | None = None,
+                     progress: Any = False) -> pd.DataFrame:
+    """Landmark, measure and label one unit of work (sources that are calibrated together).
+
+    ``prepared`` is ``_prepare``'s result, or ``prep`` a future of it (then the rules are
+    parsed while the frames are landmarked). ``progress`` is a bool or an object with
+    ``step(source)``, called once per frame. Returns the unit's table with its metadata in
+    ``attrs["fuzzyemo"]``; NeutralWarnings are issued with ``warnings.warn``.
+    """
+    acc = _landmark_all(sources, opts.every, opts.max_faces, progress, opts.model_path,
+                        opts.queue_size, prep, detector=opts.detector, verify=opts.verify)
+    rb, engine, cal, scheme = prepared if prepared is not None else prep.result()
+    fixed = opts.baseline if isinstance(opts.baseline, Baseline) else None
+    df, baseline_text = _measure_and_label(acc, sources, engine, cal, scheme, opts.baseline,
+                                           fixed, opts.smoothing, opts.min_confidence)
     df.attrs["fuzzyemo"] = rulebase_metadata(
-        rb,
-        model=MODEL_NAME if model_path is None else str(model_path),
-        model_sha256=MODEL_SHA256 if model_path is None else None,
-        mediapipe_version=mediapipe_version(),
-        landmark_scheme=SCHEME,
-        calibration_sha256=cal.sha256,
-        baseline=baseline_text,
-        every=every,
-        max_faces=max_faces,
-        detector=detector,
-        verify=bool(verify),
-        min_confidence=float(min_confidence),
-        smoothing=smooth.to_dict() if smooth is not None else None,
+        rb, **opts.metadata(), mediapipe_version=mediapipe_version(),
+        calibration_sha256=cal.sha256, baseline=baseline_text,
         inputs=[s.name for s in sources],
-        frames=int(len(np.unique(acc["frame_key"]))),
-        rows=int(len(df)),
-    )
-    # Timing lives outside "fuzzyemo" and is never written: equal inputs give equal bytes.
-    df.attrs["timing"] = {"landmarking_s": landmark_s,
-                          "total_s": time.perf_counter() - t0}
+        frames=int(len(np.unique(acc["frame_key"]))), rows=int(len(df)))
+    return df
+
+
+def combine_tables(tables: list[pd.DataFrame], sources: list[Source]) -> pd.DataFrame:
+    """The units' tables as one, in order, with one metadata record for all of them."""
+    df = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+    meta = dict(tables[0].attrs["fuzzyemo"])
+    meta.update(inputs=[s.name for s in sources],
+                frames=sum(int(t.attrs["fuzzyemo"]["frames"]) for t in tables),
+                rows=int(len(df)))
+    df.attrs = {"fuzzyemo": meta}
     return df
 
 
@@ -550,7 +624,7 @@ class _VideoChecks:
                      faces.quality, misfit)
 
 
-def _landmark_all(sources: list[Source], every: int, max_faces: int, progress: bool,
+def _landmark_all(sources: list[Source], every: int, max_faces: int, progress: Any,
                   model_path: Any, queue_size: int, prep: Future | None = None, *,
                   detector: str = "auto", verify: bool = True) -> dict[str, np.ndarray]:
     total = sum(-(-max(s.n_frames, 1) // every) if s.kind == "video" else 1 for s in sources)
@@ -773,6 +847,8 @@ class _Bar:
         self.progress.__exit__(*exc)
 
 
-def _progress(enabled: bool, total: int) -> Any:
+def _progress(enabled: Any, total: int) -> Any:
+    if hasattr(enabled, "step"):  # a caller's reporter (fuzzyemo._scale: progress across workers)
+        return contextlib.nullcontext(enabled)
     return _Bar(total) if enabled else _NoBar()
 

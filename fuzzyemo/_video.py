@@ -50,10 +50,11 @@ class Source:
     fps: float = 0.0
     width: int = 0
     height: int = 0
+    shown: str | None = None  # the name as the user gave it, when ``path`` was made absolute
 
     @property
     def name(self) -> str:
-        return str(self.path)
+        return self.shown if self.shown is not None else str(self.path)
 
 
 @dataclass
@@ -69,16 +70,24 @@ class Frame:
     rgb: np.ndarray
 
 
-def collect_sources(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Source]:
+def collect_sources(inputs: str | os.PathLike | Iterable[str | os.PathLike],
+                    problems: list[str] | None = None) -> list[Source]:
     """Expand and check the inputs: every file must exist, be non-empty and be decodable.
 
     Folders give their image and video files (sorted; not recursive). Videos are opened and
     their first frame decoded here, and images checked for a known header, so a bad file
-    fails before a long run starts.
+    fails before a long run starts. With a ``problems`` list, each bad input is appended to
+    it as one line naming the file and skipped instead of stopping the run (corpus runs).
     """
     cv2 = require_cv2()
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+
+    def bad(message: str) -> None:
+        if problems is None:
+            raise InputError(message)
+        problems.append(message)
+
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
@@ -87,15 +96,24 @@ def collect_sources(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> 
             media = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES
                      or _looks_like_video(f)]
             if not media:
-                raise InputError(f"{p}: folder has no images or videos")
+                bad(f"{p}: folder has no images or videos")
             paths.extend(media)
         elif p.exists():
             paths.append(p)
         else:
-            raise InputError(f"{p}: no such file or folder")
+            bad(f"{p}: no such file or folder")
     if not paths:
-        raise InputError("no inputs given")
-    return [_probe(cv2, p) for p in paths]
+        raise InputError("no inputs given" if problems is None or not problems
+                         else f"no usable inputs ({len(problems)} bad: {problems[0]})")
+    sources = []
+    for p in paths:
+        try:
+            sources.append(_probe(cv2, p))
+        except InputError as exc:
+            bad(str(exc))
+    if not sources:
+        raise InputError(f"no usable inputs ({len(problems or ())} bad: {(problems or [''])[0]})")
+    return sources
 
 
 _VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",

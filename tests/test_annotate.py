@@ -323,7 +323,11 @@ def test_inference_is_one_batched_call(media, monkeypatch, rb):
 
     monkeypatch.setattr(_engine.Engine, "evaluate", spy)
     df = annotate([media / "clip.avi", media / "folder"], rules=rb, progress=False)
-    assert calls == [(len(df), 12)] and len(df) == 9
+    # One call per unit of work (the video's 7 frames, each still), never one per frame.
+    assert calls == [(7, 12), (1, 12), (1, 12)] and len(df) == 9
+    calls.clear()
+    annotate([media / "folder"], rules=rb, progress=False, baseline="self")
+    assert calls == [(2, 12)]  # under "self" a folder's stills are one unit
 
 
 @mp_needed

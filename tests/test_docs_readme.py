@@ -94,11 +94,11 @@ def test_component_class_and_landmark_counts():
 # ----------------------------------------------------------------------------- set-up
 def test_setup_commands_are_what_ci_runs_and_extras_exist():
     setup = commands(blocks("bash")[0])
-    assert setup == [["python", "-m", "pip", "install", "-e", ".[test,video,train]"],
+    assert setup == [["python", "-m", "pip", "install", "-e", ".[test,video,train,distributed]"],
                      ["fuzzyemo", "demo"], ["python", "-m", "pytest"]]
     ci = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()
           if ln.strip() and not ln.strip().startswith("#")]
-    assert 'python -m pip install -e ".[test,video,train]" && fuzzyemo demo' in ci
+    assert 'python -m pip install -e ".[test,video,train,distributed]" && fuzzyemo demo' in ci
     assert "python -m pytest" in ci
 
     extras = pyproject()["project"]["optional-dependencies"]
@@ -110,6 +110,8 @@ def test_setup_commands_are_what_ci_runs_and_extras_exist():
 
     assert {"mediapipe", "matplotlib"} <= set(names("video"))  # MediaPipe landmarking, plots
     assert {"torch", "matplotlib"} <= set(names("train"))
+    # --scheduler, dask.dataframe, URLs
+    assert {"dask", "fsspec"} <= {n.split("[")[0] for n in names("distributed")}
     version = re.search(r"`\[train\]` \(PyTorch (\d+\.\d+)", README)[1]
     (torch_req,) = [r for r in extras["train"] if r.startswith("torch")]
     assert re.fullmatch(rf"torch==({re.escape(version)})(\.\d+)?", torch_req), torch_req
@@ -202,7 +204,7 @@ def _command(group, args: list[str]):
 
 def test_every_tour_command_and_flag_exists():
     lines = tour()
-    assert len(lines) == 17
+    assert len(lines) == 19
     group = typer.main.get_command(app)
     for args in lines:
         cmd, rest, path = _command(group, args)

@@ -21,14 +21,17 @@ from ._common import (
     load_rules,
     user_errors,
 )
+from ._where import SchedulerFileOpt, SchedulerOpt, WorkersOpt
 
 
 def annotate(
     inputs: Annotated[list[Path], typer.Argument(
         help="Images, videos (anything OpenCV decodes) or folders of them; or landmark tables "
              "from other tools: OpenFace 2.0 / py-feat .csv, iBUG .pts.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o",
-                                         help="Output table: .parquet (default) or .csv.")],
+    output: Annotated[str, typer.Option(
+        "--output", "-o", help="Output table: .parquet (default) or .csv; or DIR/ (a trailing "
+                               "slash, or an existing folder) for a dataset with one parquet "
+                               "part per source. Local paths or fsspec URLs (s3://, gs://).")],
     rules: RulesOpt = None,
     baseline: Annotated[str, typer.Option(
         help="Neutral face: auto (videos self-calibrated, images population), self, "
@@ -65,40 +68,77 @@ def annotate(
     min_activation: MinActivationOpt = None,
     lambda_fcis: LambdaFcisOpt = None,
     lambda_fkis: LambdaFkisOpt = None,
-    progress: Annotated[bool, typer.Option(help="Progress bar with frames/s on stderr.")] = True,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    scheduler_file: SchedulerFileOpt = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Stop at the first bad source (default: report it, skip it and "
+                         "keep the others' work).")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume/--no-resume", help="With -o DIR/: keep the parts an earlier run finished "
+                                     "with the same rules and options.")] = True,
+    progress: Annotated[bool, typer.Option(
+        help="Progress on stderr: frames done of the total, frames/s and time left (a bar on "
+             "a terminal, else a line every few sources).")] = True,
 ) -> None:
     """Landmark faces (MediaPipe, offline), measure the 12 components and label every frame."""
-    from .._annotate import annotate as run
-    from .._annotate import write_table
+    from .._scale.annotate_run import annotate_to
 
     with user_errors():
         overrides = (tnorm, implication, resolution, min_activation, lambda_fcis, lambda_fkis)
-        # Without overrides pass the directory: rule parsing then overlaps landmarking.
+        # Without overrides pass the directory: rule parsing then overlaps checking inputs.
         rb = load_rules(rules, *overrides) if any(o is not None for o in overrides) else rules
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NeutralWarning)
-            df = run(inputs, rules=rb, baseline=baseline, every=every, max_faces=max_faces,
-                     smoothing=None if smoothing == "none" else smoothing, progress=progress,
-                     detector=detector, verify=verify, min_confidence=min_confidence,
-                     scheme=scheme)
+            report = annotate_to(
+                [str(i) for i in inputs], output, rules=rb, baseline=baseline, every=every,
+                max_faces=max_faces, smoothing=None if smoothing == "none" else smoothing,
+                progress=progress, detector=detector, verify=verify,
+                min_confidence=min_confidence, workers=workers, scheduler=scheduler,
+                scheduler_file=scheduler_file, strict=strict, resume=resume, scheme=scheme)
         for w in caught:  # one line each, no Python warning machinery on the user's terminal
             if issubclass(w.category, NeutralWarning):
                 err.print(f"warning: {w.message}", markup=False)
             else:
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-        write_table(df, output)
-        if plot is not None:
-            from .._plots import plot_timeline
+        for problem in report.failed:
+            err.print(f"warning: skipped {problem}", markup=False)
+        if plot is not None or overlay is not None:
+            _figures(report, plot, overlay)
+        if report.dataset:
+            err.print(f"wrote {report.output}: {len(report.written)} part(s) written, "
+                      f"{len(report.reused)} kept from an earlier run, {report.rows} rows, "
+                      f"{report.faces} with a face"
+                      + (f"; {len(report.failed)} source(s) skipped" if report.failed else "")
+                      + (f"; {report.other_parts} other part(s) in the folder left alone"
+                         if report.other_parts else ""), markup=False)
+        else:
+            err.print(f"wrote {report.output}: {report.rows} rows, {report.faces} with a face"
+                      + (f"; {len(report.failed)} source(s) skipped" if report.failed else ""),
+                      markup=False)
 
-            plot_timeline(df, plot)
-        if overlay is not None:
-            from .._plots import write_overlay
-            from .._video import IMAGE_SUFFIXES
 
-            videos = [s for s in dict.fromkeys(df["source"])
-                      if Path(s).suffix.lower() not in IMAGE_SUFFIXES]
-            if not videos:
-                raise ValueError("--overlay needs a video input")
-            write_overlay(df, overlay, source=videos[0])
-        n, faces = len(df), int(df["success"].sum())
-        err.print(f"wrote {output}: {n} rows, {faces} with a face", markup=False)
+def _figures(report, plot: Path | None, overlay: Path | None) -> None:
+    """--plot / --overlay from what the run wrote (the file, or the first parts)."""
+    import pandas as pd
+
+    from .._video import IMAGE_SUFFIXES
+
+    if report.dataset:
+        tables = [pd.read_parquet(p) for p in report.parts if p is not None]
+        df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    else:
+        df = pd.read_parquet(report.output) if not report.output.lower().endswith(".csv") \
+            else pd.read_csv(report.output)
+    if plot is not None:
+        from .._plots import plot_timeline
+
+        plot_timeline(df, plot)
+    if overlay is not None:
+        from .._plots import write_overlay
+
+        videos = [s for s in dict.fromkeys(df["source"])
+                  if Path(s).suffix.lower() not in IMAGE_SUFFIXES]
+        if not videos:
+            raise ValueError("--overlay needs a video input")
+        write_overlay(df, overlay, source=videos[0])

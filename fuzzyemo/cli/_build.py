@@ -19,6 +19,7 @@ import typer
 from .._errors import InputError
 from .._files import write_text_atomic
 from ._common import LambdaFcisOpt, LambdaFkisOpt, RulesOpt, err, load_rules, out, user_errors
+from ._where import SchedulerFileOpt, SchedulerOpt
 
 build_app = typer.Typer(
     help="Build DISFA-FER / WFLW-FER from the licensed DISFA / WFLW databases on disk.",
@@ -81,6 +82,8 @@ def build_disfa(
     output: OutputOpt,
     source: SourceOpt = None,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    scheduler_file: SchedulerFileOpt = None,
     strict: StrictOpt = False,
     from_video: Annotated[bool, typer.Option(
         "--from-video", help="Landmark the left-camera videos with MediaPipe instead of "
@@ -96,7 +99,8 @@ def build_disfa(
 
     builder = _build(
         lambda rb: DisfaBuilder(source, from_video=from_video, rules=rules, rulebase=rb,
-                                workers=workers, strict=strict, progress=progress),
+                                workers=workers, strict=strict, progress=progress,
+                                scheduler=scheduler, scheduler_file=scheduler_file),
         output, rules, lambda_fcis, lambda_fkis)
     present = set(builder.subjects())
     absent = [s for s in SUBJECTS if s not in present]
@@ -111,6 +115,8 @@ def build_wflw(
     output: OutputOpt,
     source: SourceOpt = None,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    scheduler_file: SchedulerFileOpt = None,
     strict: StrictOpt = False,
     crops: Annotated[Path | None, typer.Option(
         "--crops", help="Also write aligned 224x224 face crops (PNG) and crops.csv here.",
@@ -124,7 +130,8 @@ def build_wflw(
     from builders.wflw import WflwBuilder
 
     _build(lambda rb: WflwBuilder(source, crops=crops, rules=rules, rulebase=rb,
-                                  workers=workers, strict=strict, progress=progress),
+                                  workers=workers, strict=strict, progress=progress,
+                                  scheduler=scheduler, scheduler_file=scheduler_file),
            output, rules, lambda_fcis, lambda_fkis)
 
 
