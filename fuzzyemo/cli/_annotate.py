@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from .._errors import InputError
 from .._geometry import NeutralWarning
+from .._preflight import check_distinct, check_output
+from .._video import MediaWarning
 from ._common import (
     ImplicationOpt,
     LambdaFcisOpt,
@@ -19,12 +23,14 @@ from ._common import (
     TnormOpt,
     err,
     load_rules,
+    refuse_lint_errors,
     user_errors,
 )
 
 
 def annotate(
     inputs: Annotated[list[Path], typer.Argument(
+        metavar="INPUT...",
         help="Images, videos (anything OpenCV decodes) or folders of them.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o",
                                          help="Output table: .parquet (default) or .csv.")],
@@ -67,32 +73,68 @@ def annotate(
     from .._annotate import write_table
 
     with user_errors():
+        # Everything is checked before the first frame: a mistake costs a second, not the run.
+        sources = _preflight(inputs, output, plot, overlay)
         overrides = (tnorm, implication, resolution, min_activation, lambda_fcis, lambda_fkis)
-        # Without overrides pass the directory: rule parsing then overlaps landmarking.
-        rb = load_rules(rules, *overrides) if any(o is not None for o in overrides) else rules
+        rb = load_rules(rules, *overrides)
+        refuse_lint_errors(rb)
+        _check_measurement_files(rb)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NeutralWarning)
+            warnings.simplefilter("always", MediaWarning)
             df = run(inputs, rules=rb, baseline=baseline, every=every, max_faces=max_faces,
                      smoothing=None if smoothing == "none" else smoothing, progress=progress,
                      detector=detector, verify=verify, min_confidence=min_confidence)
         for w in caught:  # one line each, no Python warning machinery on the user's terminal
-            if issubclass(w.category, NeutralWarning):
+            if issubclass(w.category, (NeutralWarning, MediaWarning)):
                 err.print(f"warning: {w.message}", markup=False)
             else:
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         write_table(df, output)
+        written = [f"{output} ({len(df)} rows, {int(df['success'].sum())} with a face)"]
         if plot is not None:
             from .._plots import plot_timeline
 
             plot_timeline(df, plot)
+            written.append(f"timeline {plot}")
         if overlay is not None:
             from .._plots import write_overlay
-            from .._video import IMAGE_SUFFIXES
 
-            videos = [s for s in dict.fromkeys(df["source"])
-                      if Path(s).suffix.lower() not in IMAGE_SUFFIXES]
-            if not videos:
-                raise ValueError("--overlay needs a video input")
-            write_overlay(df, overlay, source=videos[0])
-        n, faces = len(df), int(df["success"].sum())
-        err.print(f"wrote {output}: {n} rows, {faces} with a face", markup=False)
+            first_video = next(s for s in sources if s.kind == "video")
+            write_overlay(df, overlay, source=first_video.name, progress=progress)
+            written.append(f"overlay {overlay}")
+        err.print("wrote " + "; ".join(written), markup=False)
+
+
+def _preflight(inputs: list[Path], output: Path, plot: Path | None,
+               overlay: Path | None) -> list:
+    """Every input probed (images walked to their end, videos opened), every output's
+    folder, extension and name checked, the extras the outputs need present."""
+    from .._video import collect_sources
+
+    check_distinct({"-o": output, "--plot": plot, "--overlay": overlay})
+    sources = collect_sources(inputs)
+    paths = [s.path for s in sources]
+    check_output(output, inputs=paths)
+    if plot is not None:
+        check_output(plot, option="--plot", suffixes=(".png",), inputs=paths)
+        if importlib.util.find_spec("matplotlib") is None:
+            raise InputError('--plot needs matplotlib; install it with: '
+                             'pip install "fuzzyemo[video]"')
+    if overlay is not None:
+        check_output(overlay, option="--overlay", suffixes=(".mp4",), inputs=paths)
+        if not any(s.kind == "video" for s in sources):
+            raise InputError("--overlay needs a video among the inputs (it draws on the "
+                             "first video's frames)")
+    return sources
+
+
+def _check_measurement_files(rb) -> None:
+    """The calibration and landmark scheme annotate measures with (loads are cached, so
+    annotate reuses them): a broken file fails now, not after the landmarking."""
+    from .._annotate import SCHEME
+    from .._geometry import Baseline, Calibration
+    from .._landmarks import LandmarkScheme
+
+    Calibration.load(rb.source)
+    Baseline.population(LandmarkScheme.load(SCHEME))
