@@ -178,8 +178,9 @@ def write_parquet(table: pa.Table, path: str | os.PathLike, metadata: Mapping[st
         # Dictionary encoding only for text columns: on the many float columns it costs
         # 3-4x the write time and makes the file larger (the values hardly repeat).
         text = [f.name for f in table.schema if pa.types.is_string(f.type)]
-        pq.write_table(table, tmp, compression="zstd", row_group_size=65536,
-                       use_dictionary=text)
+        with pa.OSFile(tmp, "wb") as sink:  # closed even when the write fails
+            pq.write_table(table, sink, compression="zstd", row_group_size=65536,
+                           use_dictionary=text)
     return out
 
 

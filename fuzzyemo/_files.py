@@ -162,8 +162,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def save_png(fig: Any, path: str | os.PathLike, dpi: float | None = None) -> Path:
     """Save a matplotlib figure as PNG atomically. Without the 'Software' text chunk (and
     matplotlib writes no date into PNGs) the same figure gives the same bytes."""
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+    with atomic_path(path, ".png") as tmp, open(tmp, "wb") as f:  # closed if the write fails
+        fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None})
     return Path(path)
 
 

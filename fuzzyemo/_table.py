@@ -200,7 +200,10 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike,
             meta = dict(table.schema.metadata or {})
             meta[METADATA_KEY] = json.dumps(dict(metadata or {}), sort_keys=True).encode()
             table = table.replace_schema_metadata(meta)
-            pq.write_table(table, tmp, compression="zstd")
+            # An open file, closed on the way out: a failed write (full disk) leaves no
+            # handle open on the temp file (the traceback would keep pyarrow's writer alive).
+            with pa.OSFile(tmp, "wb") as sink:
+                pq.write_table(table, sink, compression="zstd")
     return out
 
 

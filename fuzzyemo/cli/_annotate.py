@@ -30,7 +30,7 @@ from ._common import (
 
 def annotate(
     inputs: Annotated[list[Path], typer.Argument(
-        metavar="INPUT...",
+        metavar="INPUT...", readable=False,  # checked by collect_sources, by name
         help="Images, videos (anything OpenCV decodes) or folders of them.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o",
                                          help="Output table: .parquet (default) or .csv.")],

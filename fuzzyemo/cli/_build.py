@@ -169,7 +169,7 @@ def build_wflw(
 
 @report_app.command("disfa-fer")
 def report_disfa_fer(
-    table: Annotated[Path, typer.Argument(metavar="TABLE",
+    table: Annotated[Path, typer.Argument(metavar="TABLE", readable=False,
                                          help="A DISFA-FER parquet file.")],
     figure: Annotated[Path | None, typer.Option(
         "--figure", help="Figure path (default: <table>_validity.png beside the table).",

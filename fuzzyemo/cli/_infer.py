@@ -67,7 +67,8 @@ def _read_measurements(input: Path) -> tuple[pd.DataFrame, np.ndarray]:
 
 def infer(
     input: Annotated[Path, typer.Argument(
-        metavar="INPUT", help="CSV or parquet with the 12 component columns.")],
+        metavar="INPUT", readable=False,  # read and checked by read_table, by name
+        help="CSV or parquet with the 12 component columns.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .parquet (or .csv).")],
     rules: RulesOpt = None,
     tnorm: TnormOpt = None,
@@ -104,7 +105,8 @@ def infer(
 
 def explain(
     input: Annotated[Path, typer.Argument(
-        metavar="INPUT", help="CSV or parquet with the 12 component columns.")],
+        metavar="INPUT", readable=False,  # read and checked by read_table, by name
+        help="CSV or parquet with the 12 component columns.")],
     row: Annotated[int, typer.Option(help="1-based row number to explain.")] = 1,
     top: Annotated[int, typer.Option(help="How many of the rules that fired to show (>= 1).")
                    ] = 5,

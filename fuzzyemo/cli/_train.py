@@ -81,7 +81,8 @@ def _check_weights(run_dir: Path) -> None:
 
 def train(
     data: Annotated[Path, typer.Argument(
-        metavar="DATA", help="Built dataset (.parquet), e.g. DISFA-FER.")],
+        metavar="DATA", readable=False,
+        help="Built dataset (.parquet), e.g. DISFA-FER.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Run directory to create.")],
     config: ConfigOpt = None,
     device: DeviceOpt = "auto",
@@ -144,9 +145,11 @@ def train(
 
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(
-        metavar="RUN_DIR", help="Run directory written by `fuzzyemo train`.")],
+        metavar="RUN_DIR", readable=False,
+        help="Run directory written by `fuzzyemo train`.")],
     data: Annotated[Path, typer.Argument(
-        metavar="DATA", help="Dataset (.parquet) with a meta-test split.")],
+        metavar="DATA", readable=False,
+        help="Dataset (.parquet) with a meta-test split.")],
     episodes: Annotated[int | None, typer.Option(help="Test episodes (default: config).")
                         ] = None,
     corruption: Annotated[str, typer.Option(
@@ -191,7 +194,8 @@ def experiment(
     name: Annotated[str, typer.Argument(
         metavar="NAME",
         help="ablation, baselines, robustness, lambda or all.")],
-    data: Annotated[Path, typer.Argument(metavar="DATA", help="Dataset (.parquet).")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", readable=False,
+                                        help="Dataset (.parquet).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")],
     config: ConfigOpt = None,
     steps: Annotated[int | None, typer.Option(help="Override training steps per variant.")
