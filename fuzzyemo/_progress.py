@@ -121,7 +121,7 @@ class Reporter:
         parts = [f"{self.description}: {self.completed:,}"
                  + (f"/{self.total:,}{unit} ({100 * self.completed // self.total}%)"
                     if self.total else unit)]
-        if self.completed and elapsed >= 0.01:
+        if self.completed:
             parts.append(f"{rate:,.1f}{unit or ' done'}/s")
             if self.total and self.completed < self.total and rate > 0:
                 parts.append(f"{(self.total - self.completed) / rate:,.0f} s left")

@@ -12,6 +12,7 @@ subprocess started by setpriv without CAP_DAC_OVERRIDE (root ignores file modes 
 from __future__ import annotations
 
 import errno
+import gc
 import importlib
 import importlib.util
 import os
@@ -96,9 +97,10 @@ class Workspace:
     def close(self) -> None:
         for p in self.locked:
             p.chmod(0o755 if p.is_dir() else 0o644)
+        gc.collect()  # failed writers in reference cycles (tracebacks) close their files
         for m in reversed(self.mounts):
-            # A file left open on the mount (a leaked handle) makes it busy: that is a bug,
-            # reported after a lazy unmount so no mount outlives the test.
+            # A file still open on the mount after that (a leaked handle) makes it busy: a
+            # bug, reported after a lazy unmount so no mount outlives the test.
             busy = subprocess.run(["umount", str(m)], capture_output=True).returncode != 0
             if busy:
                 subprocess.run(["umount", "-l", str(m)], check=False)
@@ -204,7 +206,7 @@ class Workspace:
         self.mounts.append(at)
         if spec["kind"] == "read-only":
             subprocess.run(["mount", "-o", "remount,ro", str(at)], check=True)
-        else:
+        else:  # fill it, then give back ``free_kb`` (whole pages) for the first writes
             fd = os.open(at / ".filler", os.O_WRONLY | os.O_CREAT)
             try:
                 while True:
@@ -213,6 +215,9 @@ class Workspace:
                 assert exc.errno == errno.ENOSPC
             finally:
                 os.close(fd)
+            if spec.get("free_kb"):
+                size = (at / ".filler").stat().st_size
+                os.truncate(at / ".filler", size - 1024 * spec["free_kb"])
 
     def make_wflw(self, _: Any) -> None:
         from builder_fixtures import make_wflw
@@ -902,3 +907,29 @@ def test_csv_output_has_no_float32_noise(tmp_path):
                                       equal_nan=True), col
             else:  # real float64 data: every digit kept
                 assert np.array_equal(got, want, equal_nan=True), col
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere():
+    import io
+
+    from rich.console import Console
+
+    from fuzzyemo._progress import Reporter
+
+    tty = io.StringIO()
+    with Reporter("meta-training", 4, unit="steps", transient=False,
+                  console=Console(file=tty, force_terminal=True, width=120),
+                  field_format="loss {loss:.3f}") as bar:
+        for i in range(1, 5):
+            bar.update(i, loss=1 / i)
+    assert "━" in tty.getvalue() and "4/4" in tty.getvalue() and "loss 0.250" in tty.getvalue()
+    assert "meta-training: " not in tty.getvalue()  # no plain lines on a terminal
+    log = io.StringIO()
+    with Reporter("meta-training", 20, unit="steps",
+                  console=Console(file=log, force_terminal=False)) as bar:
+        for i in range(1, 21):
+            bar.update(i)
+    lines = log.getvalue().splitlines()
+    assert [ln.split(" (")[0] for ln in lines] == [f"meta-training: {2 * k}/20 steps"
+                                                   for k in range(1, 11)]
+    assert "━" not in log.getvalue()

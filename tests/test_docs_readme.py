@@ -444,3 +444,27 @@ def test_validity_section_is_the_recorded_held_out_run():
                                                                  "fear"))
     assert f"{hits} of {negative} held-out angry" in " ".join(text.split())
 
+
+
+def test_user_mistakes_paragraph(tmp_path, monkeypatch):
+    """The corpus the paragraph names exists and is run; the commands it says end by naming
+    every file they wrote do (annotate, build-dataset, train and evaluate: in
+    tests/test_bad_inputs.py, which runs them for real)."""
+    text = " ".join(README[README.index("Every command has `--help`"):].split("```")[0].split())
+    assert "`tests/bad_inputs/corpus.yaml`" in text
+    assert (ROOT / "tests" / "bad_inputs" / "corpus.yaml").is_file()
+    tests = (ROOT / "tests" / "test_bad_inputs.py").read_text()
+    for name in ("test_train_progress_lines_off_a_terminal_and_every_file_listed",
+                 "test_evaluate_progress_and_every_file_listed",
+                 "test_build_progress_lines_off_a_terminal_and_every_file_listed",
+                 "test_annotate_lists_every_file_and_the_overlay_has_progress"):
+        assert f"def {name}(" in tests
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.csv").write_text(SAMPLE.read_text())
+    for args, path in ((["infer", "m.csv", "-o", "a.parquet"], "a.parquet"),
+                       (["demo", "-o", "d.csv"], "d.csv"),
+                       (["rules", "export", "-o", "r.json"], "r.json")):
+        res = cli(*args)
+        assert res.exit_code == 0 and (tmp_path / path).is_file()
+        assert re.search(rf"^wrote (\S+ rows to )?{re.escape(path)}\b", res.output, re.M), (
+            args, res.output)

@@ -18,7 +18,7 @@ import typer
 
 from .._errors import InputError
 from .._files import InterruptedAfterWriting, write_text_atomic
-from .._preflight import check_distinct, check_output, check_output_dir
+from .._preflight import check_distinct, check_input_file, check_output, check_output_dir
 from ._common import (
     HELP_RENDERING,
     LambdaFcisOpt,
@@ -182,6 +182,7 @@ def report_disfa_fer(
     from .._report import render_text, save_figure, validity_report
 
     with user_errors():
+        check_input_file(table, "DISFA-FER table")
         fig = None if no_figure else figure or table.with_name(f"{table.stem}_validity.png")
         check_distinct({"--figure": fig, "--json": json_out})
         if fig is not None:

@@ -6,7 +6,10 @@ hint and exit 2; nothing here imports torch at module import time.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -39,9 +42,9 @@ def _config(path: Path | None, **overrides):
     return cfg.replace(**changes) if changes else cfg
 
 
-def _progress_bar(total: int) -> Reporter:
+def _progress_bar(total: int, enabled: bool = True) -> Reporter:
     """A bar on a terminal; a line every tenth of the steps in a log (CI, nohup)."""
-    return Reporter("meta-training", total, unit="steps", console=err,
+    return Reporter("meta-training", total, unit="steps", console=err, enabled=enabled,
                     field_format="loss {loss:.3f} acc {acc:.2f}")
 
 
@@ -58,6 +61,27 @@ def _written(folder: Path, before: dict[Path, tuple[int, int]]) -> str:
     names = [p.relative_to(folder).as_posix() for p, stamp in after.items()
              if before.get(p) != stamp]
     return f"wrote {len(names)} file(s) in {folder}: {', '.join(names)}"
+
+
+@contextlib.contextmanager
+def _torch_write_errors(folder: Path) -> Iterator[None]:
+    """torch.save given a path reports a failed write (a full disk) as a RuntimeError of its
+    zip writer ('unexpected pos'), not an OSError: one line naming the run folder instead
+    of a traceback. (OSErrors are named by the atomic writers themselves.)"""
+    first = None
+    try:
+        yield
+    except RuntimeError as exc:
+        text = str(exc)
+        if "inline_container" not in text and "unexpected pos" not in text:
+            raise
+        first = (text.strip().splitlines() or ["write failed"])[0]
+    if first is None:
+        return
+    free = shutil.disk_usage(folder).free if folder.exists() else 0
+    why = "no space left on device" if free < 1 << 20 else first
+    raise InputError(f"{folder}: cannot write the model files ({why}; {free / 1e6:,.1f} MB "
+                     "free)")
 
 
 def _check_weights(run_dir: Path) -> None:
@@ -127,16 +151,13 @@ def train(
                     or seed is not None):
                 err.print("warning: --resume continues with the run's own config.yaml; "
                           "options other than --steps and --device are ignored", markup=False)
-        if progress:
-            with _progress_bar(cfg.steps) as bar:
+        with _torch_write_errors(output), _progress_bar(cfg.steps, progress) as bar:
 
-                def tick(step: int, total: int, stats: dict) -> None:
-                    bar.update(step, total, **stats)
+            def tick(step: int, total: int, stats: dict) -> None:
+                bar.update(step, total, **stats)
 
-                summary = run_train(data, output, cfg, resume=resume, progress=tick,
-                                    device=device, steps=steps)
-        else:
-            summary = run_train(data, output, cfg, resume=resume, device=device, steps=steps)
+            summary = run_train(data, output, cfg, resume=resume, device=device, steps=steps,
+                                progress=tick if progress else None)
         out.print(f"trained {summary['steps']} steps in {summary['seconds']:.1f} s on "
                   f"{summary['device']}; final query accuracy "
                   f"{100 * (summary['final_train_acc'] or 0):.1f}% -> {output}", markup=False)
