@@ -494,7 +494,9 @@ class DisfaBuilder(DatasetBuilder):
                   pa.field("timestamp", pa.float64()), pa.field("split", pa.string()),
                   pa.field("valid", pa.bool_()), pa.field("invalid_reason", pa.string()),
                   *landmark_fields(N_POINTS), *result_fields(),
-                  *[pa.field(c, pa.int8()) for c in AU_COLUMNS]]
+                  *[pa.field(c, pa.int8()) for c in AU_COLUMNS],
+                  # The same rules on DISFA's own AU codes (rules/aus.yaml): "AU truth".
+                  pa.field("label_au", pa.string()), pa.field("class_index_au", pa.int16())]
         return DatasetInfo(
             name="DISFA-FER", version=VERSION,
             description="DISFA frames with fine-grained emotion labels (6 emotions x 3 "
@@ -765,6 +767,19 @@ class DisfaBuilder(DatasetBuilder):
             col = pd.array(au_all[:, j], dtype="Int8")
             col[au_all[:, j] < 0] = pd.NA
             df[c] = col
+        # "AU truth": the rules applied to DISFA's manual AU codes mapped onto the 12
+        # components (rules/aus.yaml), beside the landmark-based label; `fuzzyemo report
+        # disfa-fer` compares the two. Uncoded AUs (-1) make their components NaN: unknown.
+        from fuzzyemo._aus import AuMapping
+        from fuzzyemo._files import file_sha256
+
+        mapping = AuMapping.load(self.rules_dir)
+        au_float = np.where(au_all < 0, np.nan, au_all.astype(np.float64)) / 5.0
+        x_au = mapping.measure({f"AU{a:02d}": au_float[:, j] for j, a in enumerate(AUS)},
+                               n_total)
+        res_au = results_frame(self.rulebase.compile().evaluate(x_au))
+        df["label_au"] = res_au["label"].to_numpy()
+        df["class_index_au"] = res_au["class_index"].to_numpy()
         provenance = {
             "source_checksums": checksums,
             "subjects": [b[0] for b in blocks],
@@ -773,6 +788,7 @@ class DisfaBuilder(DatasetBuilder):
             "landmarks": "mediapipe478 (from the left-camera video)" if self.from_video
             else "disfa66 (shipped .mat files, left camera)",
             "calibration_sha256": cal.sha256,
+            "aus_sha256": file_sha256(mapping.path),
             "fps": FPS,
         }
         return df, provenance

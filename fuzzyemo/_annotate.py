@@ -41,6 +41,7 @@ from ._geometry import (
     raw_features,
     resolve_neutral,
 )
+from ._landmark_tables import is_landmark_table
 from ._landmarks import LandmarkScheme
 from ._mediapipe import (
     BLENDSHAPE_NAMES,
@@ -91,6 +92,7 @@ def annotate(
     detector: str = "auto",
     verify: bool = True,
     min_confidence: float = 0.0,
+    scheme: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Landmark, measure and label every frame of images, folders of images and videos.
 
@@ -121,6 +123,8 @@ def annotate(
     verify: check that each face's landmarks fit (the ``misfit`` quality reason): stills are
         re-landmarked on a crop around every face, video faces when their track starts and
         then every second.
+    scheme: for landmark tables (``.csv`` from OpenFace 2.0 or py-feat, iBUG ``.pts``): the
+        landmark scheme, when the point count does not say it (see :func:`annotate_tables`).
     min_confidence: rows whose ``confidence`` is below this get the label ``unknown`` and
         class index -2 (their measurements and scores are kept). 0 (default) keeps every
         rule label; 0.5 drops all faces beyond the pose limit or with a misfit.
@@ -128,6 +132,13 @@ def annotate(
     Returns a DataFrame (columns in the module docstring) whose ``attrs["fuzzyemo"]`` holds the
     provenance that :func:`write_table` stores (rule hash, model hash, versions, options).
     """
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if any(is_landmark_table(p) for p in paths):
+        if not all(is_landmark_table(p) for p in paths):
+            raise InputError("landmark tables (.csv, .pts) and images or videos cannot be "
+                             "annotated in one run: run them separately")
+        return annotate_tables(paths, rules, baseline, scheme=scheme, calibration=calibration,
+                               smoothing=smoothing, min_confidence=min_confidence)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise InputError(f"every must be a positive integer, got {every!r}")
     if isinstance(max_faces, bool) or not isinstance(max_faces, int) or max_faces < 1:
@@ -264,6 +275,76 @@ def relabel(table: pd.DataFrame, kinds: dict[str, str] | None = None,
                                   smoothing=smooth.to_dict() if smooth is not None else None,
                                   relabelled=True))
     df.attrs["fuzzyemo"] = meta
+    return df
+
+
+def annotate_tables(
+    inputs: Iterable[str | os.PathLike],
+    rules: str | os.PathLike | RuleBase | None = None,
+    baseline: str | os.PathLike | Baseline = "auto",
+    *,
+    scheme: str | os.PathLike | None = None,
+    calibration: str | os.PathLike | Calibration | None = None,
+    smoothing: str | OneEuro | None = None,
+    min_confidence: float = 0.0,
+) -> pd.DataFrame:
+    """Measure and label landmarks another tool found: OpenFace 2.0 CSV, py-feat Fex CSV,
+    iBUG ``.pts`` (docs/annotate.md, "From OpenFace, py-feat and .pts files").
+
+    Every file is read and checked before any is measured (:func:`read_landmark_table`).
+    The scheme comes from the point count (68: ibug68, 66: disfa66, 98: wflw98) unless
+    ``scheme`` forces one; all files of a run share it. A file with more than one frame is
+    measured like a video (self-calibrated per ``face_id`` under baseline ``auto``); a single
+    frame (a ``.pts``) against the population. The table has annotate's columns with the
+    source's own frame numbers, timestamps, confidence and success, its landmarks in its
+    scheme (``x_0..x_{K-1}``), its pose columns and its AU columns; geometry alone measures
+    (no blendshapes). Failed frames are ``unknown`` rows.
+    """
+    from ._landmark_tables import read_landmark_table
+
+    smooth = OneEuro.parse(smoothing)
+    fixed = _fixed_baseline(baseline)
+    tables = [read_landmark_table(p, scheme) for p in inputs]
+    if not tables:
+        raise InputError("no landmark table given")
+    names = {t.scheme.name for t in tables}
+    if len(names) > 1:
+        raise InputError("landmark tables of one run must share a scheme; got "
+                         + ", ".join(f"{t.path} ({t.scheme.name})" for t in tables))
+    rb, engine, cal, _ = _prepare(rules, calibration)
+    lm_scheme = tables[0].scheme
+    sources = [Source(t.path, "video" if len(t) > 1 else "image", len(t)) for t in tables]
+    n = sum(len(t) for t in tables)
+    src = np.concatenate([np.full(len(t), i, np.int32) for i, t in enumerate(tables)])
+    face_id = np.concatenate([t.face_id for t in tables]).astype(np.int16)
+    k = lm_scheme.n_points
+    lm = np.full((n, k, 3), np.nan, np.float32)
+    lm[:, :, :2] = np.concatenate([t.landmarks for t in tables])
+    pose = np.full((n, len(POSE_COLUMNS)), np.nan)
+    extra = pd.concat([t.extra for t in tables], ignore_index=True)
+    for j, col in enumerate(POSE_COLUMNS):
+        if col in extra.columns:  # OpenFace's pose is ours (same convention and units)
+            pose[:, j] = extra.pop(col).to_numpy(float)
+    frame = np.concatenate([t.frame for t in tables])
+    acc = {
+        "landmarks": lm,
+        "blendshapes": np.full((n, N_BLENDSHAPES), np.nan),
+        "source": src, "frame": frame, "face_id": face_id,
+        "timestamp": np.concatenate([t.timestamp for t in tables]),
+        "confidence": np.concatenate([t.confidence for t in tables]),
+        "success": np.concatenate([t.success for t in tables]).astype(np.int8),
+        "pose": pose, "quality": np.full(n, "", object),
+        "frame_key": src.astype(np.int64) * (1 << 32) + frame,
+        "track": src.astype(np.int64) * _TRACK_STRIDE + face_id,
+        "extra": extra,
+    }
+    df, baseline_text = _measure_and_label(acc, sources, engine, cal, lm_scheme, baseline,
+                                           fixed, smooth, float(min_confidence))
+    df.attrs["fuzzyemo"] = rulebase_metadata(
+        rb, landmark_scheme=lm_scheme.name, calibration_sha256=cal.sha256,
+        baseline=baseline_text, smoothing=smooth.to_dict() if smooth is not None else None,
+        min_confidence=float(min_confidence), inputs=[s.name for s in sources],
+        source_kinds=[t.kind for t in tables], rows=int(len(df)))
     return df
 
 
@@ -614,8 +695,11 @@ def _frame(sources: list[Source], acc: dict[str, np.ndarray], lm: np.ndarray, x:
                             # The frames self-calibration took as the face's neutral.
                             BASELINE_COLUMN: acc.get("baseline_frame",
                                                      np.zeros(len(acc["source"]), bool))})
-    xs = pd.DataFrame(np.ascontiguousarray(lm[:, :, 0], dtype=np.float32), columns=X_COLUMNS)
-    ys = pd.DataFrame(np.ascontiguousarray(lm[:, :, 1], dtype=np.float32), columns=Y_COLUMNS)
+    k = lm.shape[1]  # 478 for MediaPipe; a landmark table's own scheme otherwise
+    xs = pd.DataFrame(np.ascontiguousarray(lm[:, :, 0], dtype=np.float32),
+                      columns=X_COLUMNS if k == N_LANDMARKS else [f"x_{i}" for i in range(k)])
+    ys = pd.DataFrame(np.ascontiguousarray(lm[:, :, 1], dtype=np.float32),
+                      columns=Y_COLUMNS if k == N_LANDMARKS else [f"y_{i}" for i in range(k)])
     comps = pd.DataFrame(x, columns=list(COMPONENTS))
     res = results_frame(result)
     if min_confidence > 0:
@@ -623,6 +707,8 @@ def _frame(sources: list[Source], acc: dict[str, np.ndarray], lm: np.ndarray, x:
         low = (acc["success"] == 1) & (acc["confidence"] < min_confidence)
         res.loc[low, "label"] = "unknown"
         res.loc[low, "class_index"] = -2
+    if "extra" in acc:  # a landmark table: its own pose and AU columns, no blendshapes
+        return pd.concat([meta, pose, quality, xs, ys, comps, res, acc["extra"]], axis=1)
     bs = pd.DataFrame(acc["blendshapes"], columns=BLENDSHAPE_COLUMNS)
     return pd.concat([meta, pose, quality, xs, ys, comps, res, bs], axis=1)
 

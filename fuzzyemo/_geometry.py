@@ -975,8 +975,10 @@ def _self_neutral(raw: np.ndarray, scheme: LandmarkScheme, cal: Calibration, key
             if ok is not None and not (ok & np.isfinite(sub).all(axis=1)).any():
                 raise NoNeutralFrames("no neutral stretch: no frame is usable (every face is "
                                       "beyond the pose limit or misfit)")
-            b = Baseline.self_calibrate(sub, calibration=cal,
-                                        evidence=None if ev is None else ev[rows], usable=ok)
+            sub_ev = None if ev is None else ev[rows]
+            if sub_ev is not None and not np.isfinite(sub_ev).any():
+                sub_ev = None  # no blendshapes for this face (a landmark table): geometry
+            b = Baseline.self_calibrate(sub, calibration=cal, evidence=sub_ev, usable=ok)
         except NoNeutralFrames as exc:
             notes.append(f"{name}: {exc}; measured against the population's neutral face "
                          "instead (pass --baseline FILE with this person's neutral face)")

@@ -9,6 +9,9 @@ DISFA carries manual AU intensities (0-5) for every frame, so two questions have
    of each emotion (:data:`PROTOTYPES`, reduced to the 12 AUs DISFA codes); we report how
    often our label's emotion is the prototype's, a confusion table, and whether our
    intensity grows with the prototype AUs' intensity.
+3. **Landmark labels vs AU-truth labels.** The same rules on DISFA's own AU codes (the
+   builder's ``label_au`` column, rules/aus.yaml) against the landmark-based ``label``: how
+   far measuring the face from landmarks costs the rules, on real AU truth.
 
 :func:`validity_report` computes everything from a DISFA-FER parquet; :func:`render_text`
 and :func:`save_figure` present it.
@@ -68,6 +71,11 @@ class ValidityReport:
     neutral_agreement: float       # share of all-AUs-0 frames labelled neutral
     intensity_r: float             # Spearman(prototype AU intensity, our intensity level)
     n_prototype: int
+    # 3: landmark label vs AU-truth label (None for tables built before label_au existed)
+    au_truth: pd.DataFrame | None = None      # AU-truth emotion (rows) x landmark emotion
+    au_truth_agreement: float = float("nan")  # same emotion (neutral counts), valid frames
+    au_truth_class_agreement: float = float("nan")  # same class (emotion and intensity)
+    au_truth_emotion_agreement: float = float("nan")  # same emotion where AU truth has one
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +85,12 @@ class ValidityReport:
             "correlations": self.correlations.to_dict(orient="records"),
             "confusion": {str(k): {str(c): int(v) for c, v in row.items()}
                           for k, row in self.confusion.iterrows()},
+            "au_truth": None if self.au_truth is None else {
+                "agreement": self.au_truth_agreement,
+                "class_agreement": self.au_truth_class_agreement,
+                "emotion_agreement": self.au_truth_emotion_agreement,
+                "confusion": {str(k): {str(c): int(v) for c, v in row.items()}
+                              for k, row in self.au_truth.iterrows()}},
         }
 
 
@@ -133,12 +147,13 @@ def validity_report(path: str | os.PathLike) -> ValidityReport:
     au_cols = sorted({a for _, a, _ in AU_PAIRS} | {f"AU{a:02d}_r" for v in PROTOTYPES.values()
                                                     for a in v})
     need = ["subject", "valid", "label", *COMPONENTS, *au_cols]
+    optional = ["label_au"]
     try:
         import pyarrow.parquet as pq
 
         have = set(pq.read_schema(p).names)
         # Only the columns the report uses: a DISFA-FER file has ~200 (landmarks...).
-        df = pd.read_parquet(p, columns=[c for c in need if c in have])
+        df = pd.read_parquet(p, columns=[c for c in (*need, *optional) if c in have])
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{p}: cannot read parquet: {first}") from None
@@ -189,8 +204,31 @@ def validity_report(path: str | os.PathLike) -> ValidityReport:
                       for lb in label], dtype=float)
     intensity_r = _spearman(proto_int[match], level[match]) if match.sum() >= 3 \
         else float("nan")
-    return ValidityReport(str(p), len(df), int(valid.sum()), corr, confusion, agreement,
-                          neutral_agreement, intensity_r, int(is_proto.sum()))
+    rep = ValidityReport(str(p), len(df), int(valid.sum()), corr, confusion, agreement,
+                         neutral_agreement, intensity_r, int(is_proto.sum()))
+    if "label_au" in v.columns:
+        _au_truth(rep, label, v["label_au"].astype(str).to_numpy())
+    return rep
+
+
+def _emotion(labels: np.ndarray) -> np.ndarray:
+    return np.array([lb.rsplit("_", 1)[0] if lb in CLASS_NAMES else lb for lb in labels],
+                    dtype=object)
+
+
+def _au_truth(rep: ValidityReport, label: np.ndarray, label_au: np.ndarray) -> None:
+    """Section 3: the landmark-based labels against the same rules on DISFA's AU codes."""
+    known = label_au != "unknown"
+    ours, truth = _emotion(label[known]), _emotion(label_au[known])
+    order = [*EMOTIONS, "neutral", "unknown"]
+    conf = pd.crosstab(pd.Series(truth, name="au_truth"), pd.Series(ours, name="label"))
+    rep.au_truth = conf.reindex(index=order[:-1], columns=order, fill_value=0)
+    if known.any():
+        rep.au_truth_agreement = float((ours == truth).mean())
+        rep.au_truth_class_agreement = float((label[known] == label_au[known]).mean())
+        emo = np.isin(truth, EMOTIONS)
+        if emo.any():
+            rep.au_truth_emotion_agreement = float((ours[emo] == truth[emo]).mean())
 
 
 def _fmt(x: float, pct: bool = False) -> str:
@@ -220,6 +258,18 @@ def render_text(rep: ValidityReport) -> str:
               f"all-AUs-0 frames labelled neutral: {_fmt(rep.neutral_agreement, True)}",
               f"intensity vs prototype AU intensity (Spearman, agreeing frames): "
               f"{_fmt(rep.intensity_r)}"]
+    if rep.au_truth is not None:
+        lines += ["", "3. Landmark labels vs AU-truth labels (rows: the rules on DISFA's AU "
+                  "codes, rules/aus.yaml; columns: the rules on the landmarks)"]
+        conf = rep.au_truth
+        lines.append(f"{'':<11}" + "".join(f"{c[:9]:>10}" for c in conf.columns))
+        for idx, row in conf.iterrows():
+            lines.append(f"{idx:<11}" + "".join(f"{int(v):>10}" for v in row.to_numpy()))
+        lines += ["",
+                  f"same emotion (neutral included): {_fmt(rep.au_truth_agreement, True)}; "
+                  f"same class: {_fmt(rep.au_truth_class_agreement, True)}; "
+                  f"same emotion where the AUs show one: "
+                  f"{_fmt(rep.au_truth_emotion_agreement, True)}"]
     wrong = rep.correlations[rep.correlations["verdict"] == "wrong sign"]
     if len(wrong):
         lines.append("components moving against FACS: "

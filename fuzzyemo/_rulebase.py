@@ -390,8 +390,8 @@ def default_rules_dir() -> Path:
 def copy_profile(name_or_path: str | os.PathLike | None, dest: str | os.PathLike) -> Path:
     """Copy a profile (or rule directory) into the new directory ``dest``, self-contained.
 
-    The shared measurement data of the rules root (``calibration.yaml``, ``landmarks/``)
-    comes along unless the source directory has its own, so the copy can be edited and
+    The shared measurement data of the rules root (``calibration.yaml``, ``aus.yaml``,
+    ``landmarks/``) comes along unless the source directory has its own, so the copy can be edited and
     used as ``--rules DEST`` for inference, annotation and dataset builds alike.
     """
     import shutil
@@ -404,7 +404,7 @@ def copy_profile(name_or_path: str | os.PathLike | None, dest: str | os.PathLike
     shutil.copytree(src, dest, ignore=ignore)
     if profile is not None:
         root = shipped_rules_root()
-        for shared in ("calibration.yaml", "landmarks"):
+        for shared in ("calibration.yaml", "aus.yaml", "landmarks"):
             if (root / shared).exists() and not (dest / shared).exists():
                 if (root / shared).is_dir():
                     shutil.copytree(root / shared, dest / shared, ignore=ignore)

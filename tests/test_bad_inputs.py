@@ -135,6 +135,11 @@ class Workspace:
             shutil.copy(self.path / src, self.path / dst)
             self._lock(self.path / dst, spec)
 
+    def make_repo_file(self, pairs: dict) -> None:
+        """Files of this repository (e.g. third-party landmark tables), copied in."""
+        for src, dst in pairs.items():
+            shutil.copy(ROOT / src, self.path / dst)
+
     def make_media(self, _: Any) -> None:
         """grace.jpg/.png, a 24-frame clip.avi, and damaged copies: a JPEG and a PNG cut in
         half, a PNG with one flipped byte, the clip cut in half (truncated.avi)."""

@@ -608,3 +608,21 @@ def test_head_pitch_moves_the_alar_base_as_stated(photos):
             turned = (lm - centre) @ rot.T + centre
             moves.append(abs(raw_features(mp.named(turned[None, :, :2]))[0, i] - before))
     assert 0.5 * shift <= np.mean(moves) <= 1.5 * shift, moves
+
+
+def test_au_table_is_the_shipped_mapping():
+    from fuzzyemo._aus import AuMapping
+
+    m = AuMapping.load()
+    rows = table(section("5b. AU intensities"))[1:]
+    seen = set()
+    for row in rows:
+        for comp in (c.strip() for c in row[0].split(",")):
+            r = m.readings[C[comp]]
+            for cell, terms in ((row[1], r.plus), (row[2], r.minus)):
+                want = [] if cell == "-" else [(p.split()[0], float(p.split()[1]))
+                                               for p in cell.split(", ")]
+                assert want == list(terms), (comp, cell)
+            seen.add(comp)
+    assert seen == set(COMPONENTS)
+

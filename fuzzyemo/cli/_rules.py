@@ -85,9 +85,9 @@ def check(
 
     with user_errors():
         # Every file the rule directory holds is checked, and the measurement files the rules
-        # are used with: the calibration (the directory's own, else the shipped one) and the
-        # landmark schemes (the directory's, $FUZZYEMO_RULES's and the shipped ones), as
-        # strictly as annotate and the builders read them.
+        # are used with: the calibration and AU mapping (the directory's own, else the
+        # shipped ones) and the landmark schemes (the directory's, $FUZZYEMO_RULES's and the
+        # shipped ones), as strictly as annotate, infer --from-aus and the builders read them.
         stray = _stray_files(resolve_rules(directory)[0])
         try:
             rb = RuleBase.load(directory)
@@ -97,6 +97,9 @@ def check(
             raise RuleBaseError(stray)
         cal = Calibration.load(rb.source)
         _check_schemes(Path(rb.source))
+        from .._aus import AuMapping
+
+        AuMapping.load(rb.source)  # the AU mapping `infer --from-aus` and the builders use
         # By default only what the calibration can measure counts (MediaPipe's path, where
         # a component read mostly from blendshapes may be one-sided); --region narrows it.
         box = {**cal.reachable(), **_region(region)}
@@ -171,7 +174,7 @@ def _stray_files(directory: Path) -> list[Problem]:
     from .._vocab import EMOTIONS
 
     expected = {
-        Path("engine.yaml"), Path("fcis.yaml"), Path("calibration.yaml"),
+        Path("engine.yaml"), Path("fcis.yaml"), Path("calibration.yaml"), Path("aus.yaml"),
         *(Path("fkis") / f"{e}.yaml" for e in EMOTIONS),
     }
     problems = []
@@ -200,7 +203,7 @@ def _stray_files(directory: Path) -> list[Problem]:
                                 "settings have no effect",
                                 close if close and close.startswith("did") else
                                 "rule files are engine.yaml, fcis.yaml, calibration.yaml, "
-                                "fkis/<emotion>.yaml and landmarks/<scheme>.yaml"))
+                                "aus.yaml, fkis/<emotion>.yaml and landmarks/<scheme>.yaml"))
     return problems
 
 
