@@ -564,7 +564,10 @@ def test_truncated_video_warning_counts_frames(images):
     """The decoder's view (no MediaPipe): the warning names the file and both counts, and
     the frames decoded are all yielded."""
     pytest.importorskip("cv2")
+    import fuzzyemo
     from fuzzyemo._video import MediaWarning, collect_sources, read_frames
+
+    assert fuzzyemo.MediaWarning is MediaWarning  # public, as docs/annotate.md names it
 
     (src,) = collect_sources([images / "truncated.avi"])
     assert src.n_frames == 24
