@@ -27,7 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fuzzyemo._errors import InputError
-from fuzzyemo._files import atomic_path, save_png, write_text_atomic
+from fuzzyemo._files import (
+    InterruptedAfterWriting,
+    atomic_path,
+    commit_together,
+    save_png,
+    write_text_atomic,
+)
 from fuzzyemo._table import (
     ACTIVATION_COLUMNS,
     CODE_COLUMNS,
@@ -172,8 +178,9 @@ def write_parquet(table: pa.Table, path: str | os.PathLike, metadata: Mapping[st
         # Dictionary encoding only for text columns: on the many float columns it costs
         # 3-4x the write time and makes the file larger (the values hardly repeat).
         text = [f.name for f in table.schema if pa.types.is_string(f.type)]
-        pq.write_table(table, tmp, compression="zstd", row_group_size=65536,
-                       use_dictionary=text)
+        with pa.OSFile(tmp, "wb") as sink:  # closed even when the write fails
+            pq.write_table(table, sink, compression="zstd", row_group_size=65536,
+                           use_dictionary=text)
     return out
 
 
@@ -226,39 +233,23 @@ def markdown_table(df: pd.DataFrame, index_name: str = "") -> str:
 
 # ----------------------------------------------------------------------------- progress
 class Progress:
-    """A rich progress bar on stderr (no-op when disabled)."""
+    """Progress on stderr (no-op when disabled): a bar on a terminal, plain lines every
+    tenth of the work elsewhere (CI logs, nohup), by :class:`fuzzyemo._progress.Reporter`."""
 
     def __init__(self, enabled: bool, description: str, total: int):
-        self._bar = None
-        if enabled and total > 0:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import Progress as RichProgress
+        from fuzzyemo._progress import Reporter
 
-            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
-                                     MofNCompleteColumn(), TimeElapsedColumn(),
-                                     TimeRemainingColumn(),
-                                     console=Console(stderr=True), transient=True)
-            self._task = self._bar.add_task(description, total=total)
+        self._reporter = Reporter(description, total, enabled=enabled and total > 0)
 
     def __enter__(self) -> Progress:
-        if self._bar is not None:
-            self._bar.__enter__()
+        self._reporter.__enter__()
         return self
 
     def advance(self, n: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, n)
+        self._reporter.advance(n)
 
     def __exit__(self, *exc: Any) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
+        self._reporter.__exit__(*exc)
 
 
 # ----------------------------------------------------------------------------- builder
@@ -360,13 +351,22 @@ class DatasetBuilder(ABC):
                              f"empty dataset ({len(self.issues.items)} source problem(s){first})")
         info = self.info()
         meta = self.metadata(provenance, command or self.default_command())
-        write_parquet(table_from_frame(df, info.schema), out, meta)
         counts = label_counts(df)
         plot = out.with_name(f"{out.stem}_class_balance.png")
-        has_plot = self.plot and class_balance_plot(counts, plot,
-                                                    f"{info.name}: rows per class and split")
         card = out.parent / "dataset_card.md"
-        write_text_atomic(card, self.card(df, meta, counts, plot.name if has_plot else None))
+        # All or nothing, the parquet last: the files are staged and renamed together at the
+        # end (Ctrl-C held back meanwhile), so an interrupted or failed build leaves no
+        # dataset without its card and changes nothing it had not finished.
+        try:
+            with commit_together():
+                has_plot = self.plot and class_balance_plot(
+                    counts, plot, f"{info.name}: rows per class and split")
+                write_text_atomic(card, self.card(df, meta, counts,
+                                                  plot.name if has_plot else None))
+                write_parquet(table_from_frame(df, info.schema), out, meta)
+        except InterruptedAfterWriting:
+            self.cleanup()  # the build is complete: its resumable state is not needed
+            raise
         self.cleanup()
         return BuildSummary(out, card, len(df), counts, list(self.issues.items),
                             plot if has_plot else None, getattr(self, "reused_parts", 0))

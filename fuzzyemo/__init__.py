@@ -52,6 +52,7 @@ _LAZY = {
     "plot_timeline": ("._plots", "plot_timeline"),
     "write_overlay": ("._plots", "write_overlay"),
     "OneEuro": ("._smoothing", "OneEuro"),
+    "MediaWarning": ("._video", "MediaWarning"),
 }
 
 
@@ -86,6 +87,7 @@ __all__ = [
     "EngineOptions",
     "InferenceResult",
     "InputError",
+    "MediaWarning",
     "MembershipFunction",
     "NeutralWarning",
     "OneEuro",

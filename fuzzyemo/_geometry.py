@@ -35,7 +35,7 @@ from ._files import write_text_atomic
 from ._landmarks import LandmarkScheme
 from ._mediapipe import BLENDSHAPE_NAMES as _BLENDSHAPES
 from ._vocab import COMPONENTS
-from ._yaml import load_yaml, position
+from ._yaml import load_yaml, position, top_level_problem
 
 # One raw feature per component, in SPEC order (names are what calibration.yaml refers to).
 RAW_FEATURES: tuple[str, ...] = (
@@ -388,7 +388,7 @@ def _load_calibration(path: str, mtime_ns: int, size: int) -> Calibration:
         problems.append(Problem(path, line, col, message, hint))
 
     if not isinstance(data, Mapping):
-        add((), f"expected a mapping at the top of the file, got {type(data).__name__}")
+        add((), top_level_problem(data))
         raise RuleBaseError(problems)
     for key in data:
         if key not in ("format", "components"):

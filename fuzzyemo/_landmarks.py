@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import InputError, Problem, RuleBaseError, did_you_mean
-from ._yaml import Positions, load_yaml, position
+from ._yaml import Positions, load_yaml, position, top_level_problem
 
 FORMAT = "fuzzyemo-landmarks/1"
 
@@ -249,7 +249,7 @@ def _load_file(path: Path) -> LandmarkScheme:
     data, positions = load_yaml(path, shown)
     pr = _Problems(shown, positions)
     if not isinstance(data, Mapping):
-        pr.add((), f"expected a mapping at the top of the file, got {type(data).__name__}")
+        pr.add((), top_level_problem(data))
         raise RuleBaseError(pr.items)
     for key in data:
         if key not in _TOP_KEYS:

@@ -39,6 +39,7 @@ from ._detect import box_iou
 from ._errors import InputError
 from ._pose import canonical_face, openface_pose, transform_matrices
 from ._quality import MISFIT_LIMIT, assess, iod_3d
+from ._quiet import native_logs_quieted
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "face_landmarker.task"
 MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
@@ -261,7 +262,10 @@ class FaceLandmarker:
             output_facial_transformation_matrixes=not _landmarks_only,
         )
         try:
-            self._task = vision.FaceLandmarker.create_from_options(options)
+            # MediaPipe's graph logs routine lines to fd 2 while it starts: keep them off
+            # the user's terminal (errors still get through).
+            with native_logs_quieted():
+                self._task = vision.FaceLandmarker.create_from_options(options)
         except OSError as exc:
             # MediaPipe loads its C library (and with it libEGL/libGLESv2) only here.
             why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -9,6 +9,7 @@ rename). matplotlib is needed for the timeline only (``pip install "fuzzyemo[vid
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pandas as pd
 
 from ._errors import InputError
 from ._files import atomic_path, save_png
+from ._progress import Reporter
 from ._vocab import EMOTIONS
 
 # One colour per emotion (colour-blind-safe Okabe-Ito), reused for the label band.
@@ -135,10 +137,12 @@ def _edges(t: np.ndarray) -> np.ndarray:
 
 
 def write_overlay(df: pd.DataFrame, path: str | os.PathLike, source: str | None = None,
-                  fps: float | None = None, point_radius: int = 1) -> Path:
+                  fps: float | None = None, point_radius: int = 1,
+                  progress: bool = False) -> Path:
     """An MP4 of one video source with every face's landmarks and current label drawn.
 
     ``point_radius``: half-size in pixels of each landmark dot (0 = single pixels).
+    ``progress``: a progress bar on stderr (plain lines when stderr is not a terminal).
 
     Frames that ``annotate`` skipped (``every`` > 1) show the latest annotated frame's
     landmarks and label. Written with OpenCV's ``mp4v`` codec to a temp file, then renamed.
@@ -165,7 +169,9 @@ def write_overlay(df: pd.DataFrame, path: str | os.PathLike, source: str | None 
         frames = rows["frame"].to_numpy()
         labels = rows["label"].astype(str).to_numpy()
         ids = rows["face_id"].to_numpy()
-        with atomic_path(path, ".mp4") as tmp:
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
+        with atomic_path(path, ".mp4") as tmp, \
+                Reporter("overlay", total, unit="frames", enabled=progress) as bar:
             writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), rate, (w, h))
             if not writer.isOpened():
                 raise InputError(f"{path}: OpenCV cannot write MP4 (mp4v) here")
@@ -178,15 +184,34 @@ def write_overlay(df: pd.DataFrame, path: str | os.PathLike, source: str | None 
                         shown = frames[upto - 1]
                     _draw(cv2, img, xs, ys, labels, ids, frames == shown, point_radius)
                     writer.write(img)
+                    bar.update(number)
                     ok, img = cap.read()
                     if not ok:
                         break
                     number += 1
             finally:
                 writer.release()
+            _check_written_video(cv2, tmp, number, path)
     finally:
         cap.release()
     return Path(path)
+
+
+def _check_written_video(cv2: Any, tmp: str, frames: int, shown: str | os.PathLike) -> None:
+    """OpenCV's VideoWriter reports no write errors: a full disk gives a file without its
+    index. Re-open the result and count its frames before it replaces anything."""
+    check = cv2.VideoCapture(tmp)
+    try:
+        count = int(check.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if check.isOpened() else 0
+    finally:
+        check.release()
+    if count != frames:
+        free = ""
+        with contextlib.suppress(OSError):
+            st = os.statvfs(os.path.dirname(tmp) or ".")
+            free = f"; {st.f_bavail * st.f_frsize / 1e6:,.1f} MB free there"
+        raise InputError(f"{shown}: cannot write (the MP4 came out incomplete: {count} of "
+                         f"{frames} frames readable{free})")
 
 
 def _draw(cv2: Any, img: np.ndarray, xs: np.ndarray, ys: np.ndarray, labels: np.ndarray,

@@ -33,7 +33,7 @@ from ._hedges import ANY, HEDGES, hedged_text
 from ._membership import MembershipFunction, check_params
 from ._schema import DEFAULT_GRADING, EngineFile, FcisFile, FkisFile
 from ._vocab import COMPONENT_TERMS, COMPONENTS, EMOTIONS, INTENSITIES
-from ._yaml import Positions, load_yaml, position
+from ._yaml import Positions, load_yaml, position, top_level_problem
 
 DONT_CARE = "*"
 _CODING_TOKEN = re.compile(r"\s*(\(-1\)|-1|0|1|\*)")
@@ -208,7 +208,10 @@ class RuleBase:
             opts = EngineFile(format="fuzzyemo-engine/1", **{**self.options.__dict__, **engine})
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise ValueError(f"engine option {first['loc'][0]}: {first['msg']}") from None
+            # A model-level error has an empty loc: name the options then, never index it.
+            where = ".".join(str(p) for p in first["loc"]) or ", ".join(sorted(engine))
+            msg = first["msg"].replace("Value error, ", "")
+            raise ValueError(f"engine option {where}: {msg}") from None
         dumped = opts.model_dump(exclude={"format", "grading"})
         out = replace(self, options=EngineOptions(**dumped))
         for name, value in (("lambda_fcis", lambda_fcis), ("lambda_fkis", lambda_fkis)):
@@ -444,7 +447,7 @@ class _Collector:
 
 def _parse(model: type[BaseModel], data: Any, col: _Collector) -> Any:
     if not isinstance(data, Mapping):
-        col.add((), f"expected a mapping at the top of the file, got {type(data).__name__}")
+        col.add((), top_level_problem(data))
         return None
     try:
         return model.model_validate(data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Level = Literal["low", "medium", "high"]
 MFKind = Literal["trimf", "trapmf", "gaussmf"]
@@ -141,11 +141,14 @@ class EngineFile(_Strict):
     grading: GradingSpec | None = Field(
         None, description="the hedges that turn a graded rule into its low/medium/high rules")
 
-    @model_validator(mode="after")
-    def _resolution(self) -> EngineFile:
-        if isinstance(self.resolution, int) and self.resolution < 101:
-            raise ValueError("resolution must be 'exact' or an integer >= 101")
-        return self
+    # A field validator (not a model one): its error carries the key, so a bad value is
+    # reported at the line of `resolution:`, not at the top of engine.yaml.
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, value: str | int) -> str | int:
+        if isinstance(value, int) and value < 101:
+            raise ValueError(f"must be 'exact' or an integer >= 101, got {value}")
+        return value
 
 
 def json_schemas() -> dict[str, dict]:

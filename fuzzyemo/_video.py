@@ -2,17 +2,26 @@
 
 :func:`collect_sources` turns the user's paths into a checked list of :class:`Source`
 (folders expand to their images, sorted by name); every problem found before any work starts
-is one line naming the file. :func:`read_frames` yields RGB frames of all sources in order,
-decoded by a background thread into a bounded queue, so decoding the next frame overlaps
-landmarking this one (OpenCV releases the GIL while it decodes and converts colours).
+is one line naming the file: a JPEG or PNG cut short or damaged (their structure is walked to
+the end, cheaply: OpenCV would decode a truncated JPEG into a grey-bottomed picture without a
+word), any other image decoded once. :func:`read_frames` yields RGB frames of all sources in
+order, decoded by a background thread into a bounded queue, so decoding the next frame
+overlaps landmarking this one (OpenCV releases the GIL while it decodes and converts
+colours); a video that ends well before the frame count its header announces (a truncated
+file) gives a :class:`MediaWarning` with both counts.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import queue
+import re
+import struct
 import threading
+import warnings
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +30,10 @@ from typing import Any
 import numpy as np
 
 from ._errors import InputError
+
+
+class MediaWarning(UserWarning):
+    """A damaged input that can still be used in part (a video that ends early)."""
 
 # Still-image suffixes (decoded with cv2.imread); anything else is tried as a video.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff",
@@ -126,16 +139,26 @@ def _looks_like_video(p: Path) -> bool:
 
 def _probe(cv2: Any, p: Path) -> Source:
     try:
-        size = p.stat().st_size
+        st = p.stat()
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc.strerror})") from None
     if not os.access(p, os.R_OK):
         raise InputError(f"{p}: cannot read (permission denied)")
-    if size == 0:
+    if st.st_size == 0:
         raise InputError(f"{p}: file is empty")
+    # Cached by the file's identity and stamp: the CLI checks every input before the run
+    # and annotate() collects them again; the second time is free.
+    return _probe_file(cv2, p, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _probe_file(cv2: Any, p: Path, inode: int, size: int, mtime_ns: int) -> Source:
     if p.suffix.lower() in IMAGE_SUFFIXES:
         if not cv2.haveImageReader(str(p)):
             raise InputError(f"{p}: not a readable image (unknown or corrupt header)")
+        damage = image_damage(cv2, p)
+        if damage:
+            raise InputError(f"{p}: damaged image: {damage}")
         return Source(p, "image")
     cap = cv2.VideoCapture(str(p))
     try:
@@ -151,6 +174,69 @@ def _probe(cv2: Any, p: Path) -> Source:
         return Source(p, "video", max(count, 0), fps, frame.shape[1], frame.shape[0])
     finally:
         cap.release()
+
+
+# A JPEG marker: 0xFF then a code that is neither a stuffed zero, a restart (inside the
+# entropy-coded data of a scan) nor another fill byte.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_damage(cv2: Any, path: Path) -> str | None:
+    """Why an image file is unusable, or None. JPEG and PNG are walked segment by segment
+    to their end marker (a file cut short has none; PNG chunks are CRC-checked), which takes
+    milliseconds; other formats are decoded once."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head.startswith(b"\xff\xd8"):
+            return _jpeg_damage(head + f.read())
+        if head == _PNG_SIGNATURE:
+            return _png_damage(f)
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return "the decoder cannot read it (corrupt or unsupported)" if img is None else None
+
+
+def _jpeg_damage(data: bytes) -> str | None:
+    pos, n = 2, len(data)
+    while True:
+        m = _JPEG_MARKER.search(data, pos)
+        if m is None:
+            return (f"the file ends after {n:,} bytes without the JPEG end marker (cut short: "
+                    "an interrupted download or copy?)")
+        code = data[m.start() + 1]
+        if code == 0xD9:  # EOI: the picture is complete (anything after it is not ours)
+            return None
+        if code == 0x01:  # TEM: no length
+            pos = m.end()
+            continue
+        if m.end() + 2 > n:
+            return f"the file ends inside a JPEG segment after {n:,} bytes (cut short)"
+        length = struct.unpack(">H", data[m.end():m.end() + 2])[0]
+        if length < 2:
+            return f"bad JPEG segment length at byte {m.start():,}"
+        pos = m.end() + length
+        if pos > n:
+            return f"the file ends inside a JPEG segment after {n:,} bytes (cut short)"
+        # After SOS the entropy-coded data follows; the search skips it to the next marker.
+
+
+def _png_damage(f: Any) -> str | None:
+    offset = 8
+    while True:
+        header = f.read(8)
+        if len(header) < 8:
+            return (f"the file ends after {offset:,} bytes without the PNG end chunk (cut "
+                    "short: an interrupted download or copy?)")
+        length, kind = struct.unpack(">I4s", header)
+        body = f.read(length + 4)
+        if len(body) < length + 4:
+            return f"the file ends inside a PNG {kind.decode('latin-1')!r} chunk (cut short)"
+        if zlib.crc32(kind + body[:length]) != struct.unpack(">I", body[length:])[0]:
+            return (f"PNG chunk {kind.decode('latin-1')!r} at byte {offset:,} fails its "
+                    "checksum (corrupt)")
+        if kind == b"IEND":
+            return None
+        offset += 12 + length
 
 
 def _to_rgb(cv2: Any, img: np.ndarray) -> np.ndarray:
@@ -194,8 +280,33 @@ def _decode(cv2: Any, sources: list[Source], every: int) -> Iterator[Frame]:
                 yield Frame(i, src, number, (number - 1) / src.fps, _to_rgb(cv2, img))
             if number == 0:
                 raise InputError(f"{src.path}: video has no decodable frames")
+            if number < src.n_frames - max(1, src.n_frames // 100):
+                yield VideoEndedEarly(src, number)
         finally:
             cap.release()
+
+
+@dataclass(frozen=True)
+class VideoEndedEarly:
+    """Decoding stopped before the frame count the video's header announces (slack: 1%, at
+    least one frame, for containers that estimate it): the file is truncated or damaged."""
+
+    source: Source
+    decoded: int
+
+    def message(self) -> str:
+        return (f"{self.source.path}: the video ends after frame {self.decoded} of the "
+                f"{self.source.n_frames} its header announces (truncated or damaged file?); "
+                f"frames {self.decoded + 1}-{self.source.n_frames} are missing")
+
+
+def _deliver(item: Any) -> bool:
+    """True for a frame; a notice becomes a warning here, in the consumer's thread (where
+    the caller's warning filters and catch_warnings apply)."""
+    if isinstance(item, VideoEndedEarly):
+        warnings.warn(item.message(), MediaWarning, stacklevel=3)
+        return False
+    return True
 
 
 _DONE = object()
@@ -214,7 +325,9 @@ def read_frames(sources: list[Source], every: int = 1, queue_size: int = 8,
         raise InputError(f"every must be a positive integer, got {every!r}")
     cv2 = require_cv2()
     if not threaded:
-        yield from _decode(cv2, sources, every)
+        for item in _decode(cv2, sources, every):
+            if _deliver(item):
+                yield item
         return
 
     q: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
@@ -247,7 +360,8 @@ def read_frames(sources: list[Source], every: int = 1, queue_size: int = 8,
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            if _deliver(item):
+                yield item
     finally:
         stop.set()
         worker.join(timeout=5)

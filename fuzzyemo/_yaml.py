@@ -69,6 +69,17 @@ def load_yaml(path: Path, display: str | None = None) -> tuple[Any, Positions]:
     return data, positions
 
 
+def top_level_problem(data: Any) -> str:
+    """What is wrong with a file whose top is not a mapping, in words: an empty file (or only
+    comments) says so instead of naming Python's NoneType."""
+    if data is None:
+        return "the file is empty (or holds only comments): expected a mapping of keys"
+    kind = {list: "a list", str: "a single text value", int: "a single number",
+            float: "a single number", bool: "a single true/false"}.get(type(data),
+                                                                        type(data).__name__)
+    return f"expected a mapping of keys at the top of the file, got {kind}"
+
+
 def position(positions: Positions, loc: tuple) -> tuple[int, int]:
     """Best known position for ``loc``: the value itself, else its nearest ancestor."""
     loc = tuple(loc)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,10 @@ def _episode_scores(true: np.ndarray, pred: np.ndarray, n: int) -> tuple[np.ndar
 
 def evaluate_model(model, config: Config, data: FrameData, episodes: int | None = None,
                    device: torch.device | None = None, seed: int = EVAL_SEED,
-                   chunk: int = 50) -> dict[str, Any]:
-    """Metrics of a trained model on the meta-test split of ``data``."""
+                   chunk: int = 50, progress: Callable[[int, int], None] | None = None
+                   ) -> dict[str, Any]:
+    """Metrics of a trained model on the meta-test split of ``data``; ``progress(done,
+    total)`` is called after every chunk of episodes."""
     device = device or torch.device("cpu")
     episodes = config.eval_episodes if episodes is None else episodes
     test_w = data.split_windows("test")
@@ -77,6 +80,8 @@ def evaluate_model(model, config: Config, data: FrameData, episodes: int | None 
         true_all.append(ep.classes[rows, ep.query_y])
         pred_all.append(ep.classes[rows, local])
         done += n
+        if progress is not None:
+            progress(done, episodes)
     true = np.concatenate(true_all)
     pred = np.concatenate(pred_all)
     acc, rec = _episode_scores(true, pred, N_CLASSES)
@@ -136,16 +141,17 @@ def plot_confusion(conf: np.ndarray, names: list[str], title: str, path: Path) -
 
 def evaluate(run_dir: str | os.PathLike, data_path: str | os.PathLike,
              episodes: int | None = None, corruption: Corruption | None = None,
-             device: str | None = None, figures: bool = True, frame: Any = None
-             ) -> dict[str, Any]:
-    """Evaluate a run directory on a parquet; writes evaluation.json, PNGs and the card."""
+             device: str | None = None, figures: bool = True, frame: Any = None,
+             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Evaluate a run directory on a parquet; writes evaluation.json, PNGs and the card.
+    ``progress(done, total)`` follows the test episodes."""
     run = Path(run_dir)
     dev = resolve_device(device or "auto")
     config, prep, model = load_run(run, dev)
     setup_torch(config)
     df = frame if frame is not None else read_parquet(data_path)
     data = FrameData.build(df, config, prep=prep, corruption=corruption, source=str(data_path))
-    metrics = evaluate_model(model, config, data, episodes, dev)
+    metrics = evaluate_model(model, config, data, episodes, dev, progress=progress)
     metrics["data"] = str(data_path)
     metrics["corruption"] = (corruption or Corruption()).__dict__
     if figures:

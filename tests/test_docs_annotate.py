@@ -259,3 +259,47 @@ def test_known_limits_astronaut_example(ran):
     close(strength["happiness-12/high"],
           number(r"`happiness-12/high` fires at (\d+(?:\.\d+)?)", bullet))
     assert all(row[f"activation_{e}"] == 0 for e in EMOTIONS if e != "happiness")
+
+
+# ----------------------------------------------------------------------------- input checks
+def _example(prefix: str) -> str:
+    """The page's indented example line starting with ``prefix``."""
+    lines = [ln.strip() for ln in PAGE.splitlines() if ln.startswith("    " + prefix)]
+    assert len(lines) == 1, f"docs/annotate.md has no single example line {prefix!r}"
+    return lines[0]
+
+
+def test_cut_short_jpeg_example_is_what_annotate_says(tmp_path, cv2, monkeypatch):
+    """The page's error line, produced from matplotlib's grace_hopper.jpg cut in half."""
+    from fuzzyemo._errors import InputError
+    from fuzzyemo._video import collect_sources
+
+    cbook = pytest.importorskip("matplotlib.cbook")
+    data = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes()
+    example = _example("error: ")
+    name = re.search(r"error: (\S+): damaged", example)[1]
+    monkeypatch.chdir(tmp_path)
+    Path(name).parent.mkdir(parents=True)
+    Path(name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError) as info:
+        collect_sources([name])
+    assert f"error: {info.value}" == example
+
+
+def test_truncated_video_example_is_the_warnings_wording():
+    from fuzzyemo._video import Source, VideoEndedEarly
+
+    example = _example("warning: clip.avi")
+    m = re.fullmatch(r"warning: (\S+): the video ends after frame (\d+) of the (\d+) .*", example)
+    assert m, example
+    notice = VideoEndedEarly(Source(Path(m[1]), "video", int(m[3])), int(m[2]))
+    assert f"warning: {notice.message()}" == example
+
+
+def test_wrote_example_has_the_commands_form():
+    """The same form tests/test_bad_inputs.py checks on a real run with all three outputs."""
+    example = _example("wrote ")
+    assert re.fullmatch(r"wrote \S+\.parquet \(\d+ rows, \d+ with a face\); timeline \S+\.png; "
+                        r"overlay \S+\.mp4", example), example
+    assert "test_annotate_lists_every_file_and_the_overlay_has_progress" in (
+        ROOT / "tests" / "test_bad_inputs.py").read_text()

@@ -578,3 +578,35 @@ def test_page_still_points_at_files_that_exist():
     assert "`mediapipe478` scheme" in DOC and (root / "rules/landmarks/mediapipe478.yaml").is_file()
     assert '"Dataset builders"' in DOC
     assert "## Dataset builders" in (root / "docs/performance.md").read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- failures
+def _shape(example: str) -> str:
+    """A regex of an example line: numbers and paths generalised, the wording kept."""
+    out = re.escape(example)
+    out = re.sub(r"(?:\\\.)?[\w./-]*out\\\.parquet(?:\\\.parts)?", r"\\S+", out)
+    return re.sub(r"\d[\d,.]*", r"[\\d,.]+", out)
+
+
+def test_interrupted_and_progress_examples_are_what_a_build_prints(disfa_tree, tmp_path,
+                                                                 monkeypatch):
+    import builders._base as base
+    from fuzzyemo.cli import app
+
+    interrupted = find(r"Interrupted, the build says what is on disk \(exit 130\): `([^`]+)`")[1]
+    progress = find(r"one line per tenth of the work, e\.g\. `([^`]+)`")[1]
+    runner = CliRunner()
+    argv = ["build-dataset", "disfa", "--source", str(disfa_tree), "-o",
+            str(tmp_path / "out.parquet"), "--workers", "1"]
+    res = runner.invoke(app, argv)  # CliRunner's stderr is not a terminal: progress lines
+    assert res.exit_code == 0, res.output
+    assert any(re.fullmatch(_shape(progress), ln) for ln in res.output.splitlines()), (
+        progress, res.output)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(base.pq, "write_table", interrupt)
+    res = runner.invoke(app, [*argv, "--no-progress"])  # over the finished build
+    assert res.exit_code == 130
+    assert re.fullmatch(_shape(interrupted), res.output.strip()), (interrupted, res.output)

@@ -93,7 +93,11 @@ def test_component_class_and_landmark_counts():
 
 # ----------------------------------------------------------------------------- set-up
 def test_setup_commands_are_what_ci_runs_and_extras_exist():
-    setup = commands(blocks("bash")[0])
+    # The set-up block is the one that installs the package (the CPU-only torch line before
+    # it is a prerequisite for some machines: tests/test_bad_inputs.py checks it).
+    (block,) = [b for b in blocks("bash")
+                if 'pip install -e ".[test,video,train,distributed]"' in b]
+    setup = commands(block)
     assert setup == [["python", "-m", "pip", "install", "-e", ".[test,video,train,distributed]"],
                      ["fuzzyemo", "demo"], ["python", "-m", "pytest"]]
     ci = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()
@@ -451,3 +455,27 @@ def test_validity_section_is_the_recorded_held_out_run():
                                                                  "fear"))
     assert f"{hits} of {negative} held-out angry" in " ".join(text.split())
 
+
+
+def test_user_mistakes_paragraph(tmp_path, monkeypatch):
+    """The corpus the paragraph names exists and is run; the commands it says end by naming
+    every file they wrote do (annotate, build-dataset, train and evaluate: in
+    tests/test_bad_inputs.py, which runs them for real)."""
+    text = " ".join(README[README.index("Every command has `--help`"):].split("```")[0].split())
+    assert "`tests/bad_inputs/corpus.yaml`" in text
+    assert (ROOT / "tests" / "bad_inputs" / "corpus.yaml").is_file()
+    tests = (ROOT / "tests" / "test_bad_inputs.py").read_text()
+    for name in ("test_train_progress_lines_off_a_terminal_and_every_file_listed",
+                 "test_evaluate_progress_and_every_file_listed",
+                 "test_build_progress_lines_off_a_terminal_and_every_file_listed",
+                 "test_annotate_lists_every_file_and_the_overlay_has_progress"):
+        assert f"def {name}(" in tests
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.csv").write_text(SAMPLE.read_text())
+    for args, path in ((["infer", "m.csv", "-o", "a.parquet"], "a.parquet"),
+                       (["demo", "-o", "d.csv"], "d.csv"),
+                       (["rules", "export", "-o", "r.json"], "r.json")):
+        res = cli(*args)
+        assert res.exit_code == 0 and (tmp_path / path).is_file()
+        assert re.search(rf"^wrote (\S+ rows to )?{re.escape(path)}\b", res.output, re.M), (
+            args, res.output)

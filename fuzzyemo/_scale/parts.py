@@ -59,7 +59,11 @@ class Output:
         text = os.fspath(output)
         remote = is_url(text)
         path = text if remote else _local(text)
-        dataset = text.endswith(("/", os.sep)) or (not remote and os.path.isdir(path))
+        # An existing folder is a dataset output, unless its name says table (then the user
+        # meant a file, and the output check says a directory is in the way).
+        dataset = text.endswith(("/", os.sep)) or (
+            not remote and os.path.isdir(path)
+            and not text.lower().endswith((".parquet", ".csv")))
         if dataset:
             path = path.rstrip("/" + os.sep) or "/"
         return cls(path, dataset, remote)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import _annotate, _build, _infer, _rules, _train
+from ._common import HELP_RENDERING, plain_help
 
 app = typer.Typer(
     name="fuzzyemo",
@@ -12,6 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=HELP_RENDERING,
 )
 app.add_typer(_rules.app, name="rules")
 app.add_typer(_build.build_app, name="build-dataset")
@@ -39,6 +41,9 @@ def _root(
                                  help="Print the version and exit."),
 ) -> None:
     """Fine-grained emotion labels from faces with declarative fuzzy rules (ST-F2M FCIS/FKIS)."""
+
+
+plain_help(app)
 
 
 def main() -> None:

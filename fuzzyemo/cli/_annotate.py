@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from .._errors import InputError
 from .._geometry import NeutralWarning
+from .._preflight import check_distinct, check_output
+from .._video import MediaWarning
 from ._common import (
     ImplicationOpt,
     LambdaFcisOpt,
@@ -19,6 +23,7 @@ from ._common import (
     TnormOpt,
     err,
     load_rules,
+    refuse_lint_errors,
     user_errors,
 )
 from ._where import SchedulerFileOpt, SchedulerOpt, WorkersOpt
@@ -26,6 +31,7 @@ from ._where import SchedulerFileOpt, SchedulerOpt, WorkersOpt
 
 def annotate(
     inputs: Annotated[list[Path], typer.Argument(
+        metavar="INPUT...", readable=False,  # checked before the run, by name
         help="Images, videos (anything OpenCV decodes) or folders of them; or landmark tables "
              "from other tools: OpenFace 2.0 / py-feat .csv, iBUG .pts.", show_default=False)],
     output: Annotated[str, typer.Option(
@@ -85,41 +91,53 @@ def annotate(
     from .._scale.annotate_run import annotate_to
 
     with user_errors():
+        # Everything is checked before the first frame: a mistake costs a second, not the run.
+        problems: list[str] | None = None if strict else []
+        sources = _preflight(inputs, output, plot, overlay, problems)
         overrides = (tnorm, implication, resolution, min_activation, lambda_fcis, lambda_fkis)
-        # Without overrides pass the directory: rule parsing then overlaps checking inputs.
-        rb = load_rules(rules, *overrides) if any(o is not None for o in overrides) else rules
+        rb = load_rules(rules, *overrides)
+        refuse_lint_errors(rb)
+        if sources:  # landmark tables are read and checked whole by annotate before use
+            _check_measurement_files(rb)
+        for problem in problems or ():
+            err.print(f"warning: skipped {problem}", markup=False)
+        # The sources that passed the checks, by the names the user gave (folders expanded).
+        run_inputs = [s.name for s in sources] if sources else [str(i) for i in inputs]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NeutralWarning)
+            warnings.simplefilter("always", MediaWarning)
             report = annotate_to(
-                [str(i) for i in inputs], output, rules=rb, baseline=baseline, every=every,
+                run_inputs, output, rules=rb, baseline=baseline, every=every,
                 max_faces=max_faces, smoothing=None if smoothing == "none" else smoothing,
                 progress=progress, detector=detector, verify=verify,
                 min_confidence=min_confidence, workers=workers, scheduler=scheduler,
                 scheduler_file=scheduler_file, strict=strict, resume=resume, scheme=scheme)
         for w in caught:  # one line each, no Python warning machinery on the user's terminal
-            if issubclass(w.category, NeutralWarning):
+            if issubclass(w.category, (NeutralWarning, MediaWarning)):
                 err.print(f"warning: {w.message}", markup=False)
             else:
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         for problem in report.failed:
             err.print(f"warning: skipped {problem}", markup=False)
-        if plot is not None or overlay is not None:
-            _figures(report, plot, overlay)
+        skipped = len(report.failed) + len(problems or ())
         if report.dataset:
-            err.print(f"wrote {report.output}: {len(report.written)} part(s) written, "
-                      f"{len(report.reused)} kept from an earlier run, {report.rows} rows, "
-                      f"{report.faces} with a face"
-                      + (f"; {len(report.failed)} source(s) skipped" if report.failed else "")
-                      + (f"; {report.other_parts} other part(s) in the folder left alone"
-                         if report.other_parts else ""), markup=False)
+            written = [f"{report.output}: {len(report.written)} part(s) written, "
+                       f"{len(report.reused)} kept from an earlier run, {report.rows} rows, "
+                       f"{report.faces} with a face"
+                       + (f", {skipped} source(s) skipped" if skipped else "")
+                       + (f", {report.other_parts} other part(s) in the folder left alone"
+                          if report.other_parts else "")]
         else:
-            err.print(f"wrote {report.output}: {report.rows} rows, {report.faces} with a face"
-                      + (f"; {len(report.failed)} source(s) skipped" if report.failed else ""),
-                      markup=False)
+            written = [f"{report.output} ({report.rows} rows, {report.faces} with a face"
+                       + (f", {skipped} source(s) skipped" if skipped else "") + ")"]
+        written += _figures(report, plot, overlay, progress)
+        err.print("wrote " + "; ".join(written), markup=False)
 
 
-def _figures(report, plot: Path | None, overlay: Path | None) -> None:
+def _figures(report, plot: Path | None, overlay: Path | None, progress: bool) -> list[str]:
     """--plot / --overlay from what the run wrote (the file, or the first parts)."""
+    if plot is None and overlay is None:
+        return []
     import pandas as pd
 
     from .._video import IMAGE_SUFFIXES
@@ -130,10 +148,12 @@ def _figures(report, plot: Path | None, overlay: Path | None) -> None:
     else:
         df = pd.read_parquet(report.output) if not report.output.lower().endswith(".csv") \
             else pd.read_csv(report.output)
+    written = []
     if plot is not None:
         from .._plots import plot_timeline
 
         plot_timeline(df, plot)
+        written.append(f"timeline {plot}")
     if overlay is not None:
         from .._plots import write_overlay
 
@@ -141,4 +161,57 @@ def _figures(report, plot: Path | None, overlay: Path | None) -> None:
                   if Path(s).suffix.lower() not in IMAGE_SUFFIXES]
         if not videos:
             raise ValueError("--overlay needs a video input")
-        write_overlay(df, overlay, source=videos[0])
+        write_overlay(df, overlay, source=videos[0], progress=progress)
+        written.append(f"overlay {overlay}")
+    return written
+
+
+def _preflight(inputs: list[Path], output: str, plot: Path | None, overlay: Path | None,
+               problems: list[str] | None = None) -> list:
+    """Every input probed (images walked to their end, videos opened; landmark tables must
+    be readable files), every output's folder, extension and name checked, the extras the
+    outputs need present. Returns the media sources ([] for landmark tables). With a
+    ``problems`` list a bad source is noted there and left out (corpus runs) instead of
+    stopping the run; nothing usable is still an error."""
+    from .._landmark_tables import is_landmark_table
+    from .._preflight import check_input_file
+    from .._scale.parts import Output
+    from .._video import collect_sources
+
+    out = Output.parse(output)
+    local_file = not out.dataset and "://" not in str(output)
+    check_distinct({"-o": Path(output) if local_file else None, "--plot": plot,
+                    "--overlay": overlay})
+    if any(is_landmark_table(p) for p in inputs):
+        sources = []
+        paths = [check_input_file(p, "landmark table") for p in inputs
+                 if is_landmark_table(p)]
+    else:
+        sources = collect_sources(inputs, problems)
+        paths = [s.path for s in sources]
+    if local_file:
+        check_output(Path(output), inputs=paths)
+    else:
+        out.check()
+    if plot is not None:
+        check_output(plot, option="--plot", suffixes=(".png",), inputs=paths)
+        if importlib.util.find_spec("matplotlib") is None:
+            raise InputError('--plot needs matplotlib; install it with: '
+                             'pip install "fuzzyemo[video]"')
+    if overlay is not None:
+        check_output(overlay, option="--overlay", suffixes=(".mp4",), inputs=paths)
+        if not any(s.kind == "video" for s in sources):
+            raise InputError("--overlay needs a video among the inputs (it draws on the "
+                             "first video's frames)")
+    return sources
+
+
+def _check_measurement_files(rb) -> None:
+    """The calibration and landmark scheme annotate measures with (loads are cached, so
+    annotate reuses them): a broken file fails now, not after the landmarking."""
+    from .._annotate import SCHEME
+    from .._geometry import Baseline, Calibration
+    from .._landmarks import LandmarkScheme
+
+    Calibration.load(rb.source)
+    Baseline.population(LandmarkScheme.load(SCHEME))

@@ -17,16 +17,28 @@ from typing import Annotated, Any
 import typer
 
 from .._errors import InputError
-from .._files import write_text_atomic
-from ._common import LambdaFcisOpt, LambdaFkisOpt, RulesOpt, err, load_rules, out, user_errors
+from .._files import InterruptedAfterWriting, write_text_atomic
+from .._preflight import check_distinct, check_input_file, check_output, check_output_dir
+from ._common import (
+    HELP_RENDERING,
+    LambdaFcisOpt,
+    LambdaFkisOpt,
+    RulesOpt,
+    err,
+    load_rules,
+    out,
+    refuse_lint_errors,
+    user_errors,
+)
 from ._where import SchedulerFileOpt, SchedulerOpt
 
 build_app = typer.Typer(
     help="Build DISFA-FER / WFLW-FER from the licensed DISFA / WFLW databases on disk.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    rich_markup_mode=HELP_RENDERING)
 report_app = typer.Typer(
     help="Reports on built datasets.", no_args_is_help=True, add_completion=False,
-    pretty_exceptions_enable=False)
+    pretty_exceptions_enable=False, rich_markup_mode=HELP_RENDERING)
 
 SourceOpt = Annotated[Path | None, typer.Option(
     "--source", help="The database folder as distributed (default: $FUZZYEMO_DATA_DIR).",
@@ -51,9 +63,15 @@ def _source_errors(exc: InputError) -> None:
     raise typer.Exit(2)
 
 
-def _summary(summary) -> None:
-    out.print(f"wrote {summary.output} ({summary.rows} rows), card {summary.card}"
-              + (f", plot {summary.plot}" if summary.plot else "")
+def _summary(summary, crops: Path | None = None) -> None:
+    """Every file the build wrote, by name."""
+    files = [f"{summary.output} ({summary.rows} rows)", f"card {summary.card}"]
+    if summary.plot:
+        files.append(f"plot {summary.plot}")
+    if crops is not None and (crops / "crops.csv").is_file():
+        n = sum(1 for _ in crops.glob("*/*.png"))
+        files.append(f"{n} crop PNGs and {crops / 'crops.csv'}")
+    out.print("wrote " + ", ".join(files)
               + (f"; reused {summary.reused_parts} finished part(s)"
                  if summary.reused_parts else ""), markup=False)
     if summary.issues:
@@ -62,19 +80,40 @@ def _summary(summary) -> None:
 
 
 def _build(make: Callable[[Any], Any], output: Path, rules: Path | None,
-           lambda_fcis: float | None, lambda_fkis: float | None) -> Any:
-    """Load the rules, build with ``make(rulebase)``, print the summary; return the builder."""
+           lambda_fcis: float | None, lambda_fkis: float | None,
+           crops: Path | None = None) -> Any:
+    """Check the outputs, load the rules, build with ``make(rulebase)``, print the summary;
+    return the builder."""
     from builders._base import SourceError
 
     with user_errors():
         try:
+            check_output(output, suffixes=(".parquet",))
+            if crops is not None:
+                check_output_dir(crops, "--crops")
             rb = load_rules(rules, lambda_fcis=lambda_fcis, lambda_fkis=lambda_fkis)
+            refuse_lint_errors(rb)
             builder = make(rb)
             summary = builder.build(output)
         except SourceError as exc:
             _source_errors(exc)
-    _summary(summary)
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, InterruptedAfterWriting):
+                raise
+            _interrupted(output)
+    _summary(summary, crops)
     return builder
+
+
+def _interrupted(output: Path) -> None:
+    """Ctrl-C before the outputs were renamed into place: say what is (not) on disk."""
+    parts = output.parent / f".{output.name}.parts"
+    kept = (f"; finished subjects are kept in {parts} and reused by the next run"
+            if parts.is_dir() and any(parts.iterdir()) else "")
+    state = "unchanged" if output.exists() else "not written"
+    err.print(f"interrupted: the dataset was not written ({output} {state}, no card "
+              f"written){kept}", markup=False)
+    raise typer.Exit(130)
 
 
 @build_app.command("disfa")
@@ -132,12 +171,13 @@ def build_wflw(
     _build(lambda rb: WflwBuilder(source, crops=crops, rules=rules, rulebase=rb,
                                   workers=workers, strict=strict, progress=progress,
                                   scheduler=scheduler, scheduler_file=scheduler_file),
-           output, rules, lambda_fcis, lambda_fkis)
+           output, rules, lambda_fcis, lambda_fkis, crops)
 
 
 @report_app.command("disfa-fer")
 def report_disfa_fer(
-    table: Annotated[Path, typer.Argument(help="A DISFA-FER parquet file.")],
+    table: Annotated[Path, typer.Argument(metavar="TABLE", readable=False,
+                                         help="A DISFA-FER parquet file.")],
     figure: Annotated[Path | None, typer.Option(
         "--figure", help="Figure path (default: <table>_validity.png beside the table).",
         show_default=False)] = None,
@@ -149,11 +189,18 @@ def report_disfa_fer(
     from .._report import render_text, save_figure, validity_report
 
     with user_errors():
+        check_input_file(table, "DISFA-FER table")
+        fig = None if no_figure else figure or table.with_name(f"{table.stem}_validity.png")
+        check_distinct({"--figure": fig, "--json": json_out})
+        if fig is not None:
+            check_output(fig, option="--figure", suffixes=(".png",), inputs=[table])
+        if json_out is not None:
+            check_output(json_out, option="--json", suffixes=(".json",), inputs=[table])
         rep = validity_report(table)
         out.print(render_text(rep), markup=False, highlight=False)
-        if not no_figure:
-            fig = figure or table.with_name(f"{table.stem}_validity.png")
+        if fig is not None:
             save_figure(rep, fig)
             out.print(f"figure: {fig}", markup=False)
         if json_out is not None:
             write_text_atomic(json_out, json.dumps(rep.to_dict(), indent=2, default=float) + "\n")
+            out.print(f"json: {json_out}", markup=False)

@@ -9,14 +9,16 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .._errors import InputError
+from .._preflight import check_input_file, check_output
+from .._progress import Reporter
 from .._table import (
     RESULT_COLUMNS,
-    component_matrix,
+    checked_components,
     read_table,
+    require_rows,
     results_frame,
     rulebase_metadata,
     write_table,
@@ -34,6 +36,7 @@ from ._common import (
     err,
     load_rules,
     out,
+    refuse_lint_errors,
     user_errors,
 )
 
@@ -45,17 +48,32 @@ def _evaluate(engine, x: np.ndarray, progress: bool):
     if not progress or len(x) <= _BLOCK:
         return results_frame(engine.evaluate(x))
     parts = []
-    with Progress(TextColumn("inference"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} rows"),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("rows", total=len(x))
+    with Reporter("inference", len(x), unit="rows", console=err) as bar:
         for s in range(0, len(x), _BLOCK):
             parts.append(results_frame(engine.evaluate(x[s:s + _BLOCK])))
-            bar.advance(task, min(_BLOCK, len(x) - s))
+            bar.advance(min(_BLOCK, len(x) - s))
     return pd.concat(parts, ignore_index=True)
 
 
+def _measurements(df: pd.DataFrame, input: Path) -> np.ndarray:
+    """The table's 12 measurements, warnings printed (clipped, infinite values)."""
+    x, notes = checked_components(df, str(input))
+    for note in notes:
+        err.print(f"warning: {note}", markup=False)
+    return x
+
+
+def _read_measurements(input: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The input table (with rows) and its measurements."""
+    df = read_table(input)
+    require_rows(df, str(input))
+    return df, _measurements(df, input)
+
+
 def infer(
-    input: Annotated[Path, typer.Argument(help="CSV or parquet with the 12 component columns.")],
+    input: Annotated[Path, typer.Argument(
+        metavar="INPUT", readable=False,  # read and checked by read_table, by name
+        help="CSV or parquet with the 12 component columns.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .parquet (or .csv).")],
     rules: RulesOpt = None,
     tnorm: TnormOpt = None,
@@ -82,9 +100,13 @@ def infer(
     computed from the table's AU columns first and written too.
     """
     with user_errors():
+        check_input_file(input, "input table")
+        check_output(output, inputs=[input])
         rb = load_rules(rules, tnorm, implication, resolution, min_activation,
                         lambda_fcis, lambda_fkis)
+        refuse_lint_errors(rb)
         df = read_table(input)
+        require_rows(df, str(input))
         if from_aus:
             from .._aus import measure_aus
 
@@ -97,7 +119,7 @@ def infer(
             df = pd.concat([df.reset_index(drop=True),
                             pd.DataFrame(x, columns=list(COMPONENTS))], axis=1)
         else:
-            x = component_matrix(df, str(input))
+            x = _measurements(df, input)
         engine = rb.compile()
         results = _evaluate(engine, x, progress)
         kept = df.drop(columns=[c for c in RESULT_COLUMNS if c in df.columns]).reset_index(drop=True)
@@ -112,29 +134,38 @@ def infer(
 
 
 def explain(
-    input: Annotated[Path, typer.Argument(help="CSV or parquet with the 12 component columns.")],
+    input: Annotated[Path, typer.Argument(
+        metavar="INPUT", readable=False,  # read and checked by read_table, by name
+        help="CSV or parquet with the 12 component columns.")],
     row: Annotated[int, typer.Option(help="1-based row number to explain.")] = 1,
-    top: Annotated[int, typer.Option(help="How many rules to show.")] = 5,
+    top: Annotated[int, typer.Option(help="How many of the rules that fired to show (>= 1).")
+                   ] = 5,
     rules: RulesOpt = None,
 ) -> None:
-    """Why did a row get its label? Shows the strongest rules and their conditions."""
+    """Why did a row get its label? Shows the strongest rules that fired and their conditions."""
     with user_errors():
+        if top < 1:
+            raise InputError(f"--top {top}: give how many rules to show, 1 or more")
+        check_input_file(input, "input table")
         rb = load_rules(rules)
-        df = read_table(input)
-        x = component_matrix(df, str(input))
+        df, x = _read_measurements(input)
         if not 1 <= row <= len(x):
             raise InputError(f"{input}: --row {row} is out of range (1..{len(x)})")
         engine = rb.compile()
         res = engine.evaluate(x[row - 1:row])
-        reasons = engine.explain(x[row - 1], top=top)
+        # Rules that did not fire (strength 0) explain nothing: only the ones that did.
+        reasons = [r for r in engine.explain(x[row - 1], top=top) if r["strength"] > 0]
     out.print(f"row {row}: label [bold]{res.labels[0]}[/bold]")
     if res.class_index[0] == -2:
         missing = [c for c, v in zip(COMPONENTS, x[row - 1], strict=True) if np.isnan(v)]
         out.print(f"missing measurement(s): {', '.join(missing)}")
         return
+    if not reasons:
+        out.print(f"no rule fired for this row: it is {res.labels[0]}", markup=False)
+        return
     best = np.argsort(-res.scores[0])[:3]
     out.print("top scores: " + ", ".join(f"{CLASS_NAMES[i]}={res.scores[0, i]:.3f}" for i in best))
-    table = Table(title="strongest rules", title_justify="left")
+    table = Table(title=f"strongest rules that fired ({len(reasons)})", title_justify="left")
     for col in ("rule", "then", "strength", "conditions (x -> membership)", "source"):
         table.add_column(col, overflow="fold")
     for r in reasons:
@@ -157,9 +188,12 @@ def demo(
 ) -> None:
     """Run the shipped rules on the embedded sample of faces' component measurements."""
     with user_errors():
+        if output is not None:
+            check_output(output)
         rb = load_rules(rules)
+        refuse_lint_errors(rb)
         df = read_table(sample_path())
-        res = rb.compile().evaluate(component_matrix(df, "sample"))
+        res = rb.compile().evaluate(checked_components(df, "sample")[0])
         frame = results_frame(res)
         if output is not None:
             write_table(pd.concat([df, frame], axis=1), output,
@@ -179,3 +213,5 @@ def demo(
                      if res.activations[i, e] > 0 else "-")
         table.add_row(name, str(res.labels[i]), score, strongest)
     out.print(table)
+    if output is not None:
+        err.print(f"wrote {output} ({len(df)} rows)", markup=False)

@@ -9,15 +9,25 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from .._errors import InputError, Problem, RuleBaseError
 from .._files import write_text_atomic
-from .._rulebase import DEFAULT_PROFILE, RuleBase, copy_profile, profile_dir, profiles
+from .._preflight import check_output
+from .._rulebase import (
+    DEFAULT_PROFILE,
+    RuleBase,
+    copy_profile,
+    profile_dir,
+    profiles,
+    resolve_rules,
+)
 from .._vocab import INTENSITIES
-from ._common import RULES_HELP, RulesOpt, err, out, user_errors
+from ._common import HELP_RENDERING, RULES_HELP, RulesOpt, err, out, user_errors
 
-app = typer.Typer(help="Validate, inspect and export rule bases.", no_args_is_help=True)
+app = typer.Typer(help="Validate, inspect and export rule bases.", no_args_is_help=True,
+                  rich_markup_mode=HELP_RENDERING)
 
 DirArg = Annotated[str | None, typer.Argument(
-    metavar="[NAME|PATH]", help=RULES_HELP, show_default=False)]
+    metavar="NAME|PATH", help=RULES_HELP, show_default=False)]
 
 
 @app.command("list")
@@ -74,9 +84,17 @@ def check(
     from .._lint import check_region, lint
 
     with user_errors():
-        rb = RuleBase.load(directory)
-        # The measurement files the rules are used with are checked too: the calibration
-        # (the rule directory's own, else the shipped one) and any landmark schemes it holds.
+        # Every file the rule directory holds is checked, and the measurement files the rules
+        # are used with: the calibration and AU mapping (the directory's own, else the
+        # shipped ones) and the landmark schemes (the directory's, $FUZZYEMO_RULES's and the
+        # shipped ones), as strictly as annotate, infer --from-aus and the builders read them.
+        stray = _stray_files(resolve_rules(directory)[0])
+        try:
+            rb = RuleBase.load(directory)
+        except RuleBaseError as exc:
+            raise RuleBaseError([*stray, *exc.problems]) from None
+        if stray:
+            raise RuleBaseError(stray)
         cal = Calibration.load(rb.source)
         _check_schemes(Path(rb.source))
         from .._aus import AuMapping
@@ -112,12 +130,81 @@ def check(
 
 
 def _check_schemes(directory: Path) -> None:
-    from .._landmarks import LandmarkScheme
+    """Load every landmark scheme that a name can resolve to from this rule directory; a
+    scheme the front ends use by name (mediapipe478, wflw98, ...) must also have their point
+    count and a neutral face (template or population), as annotate and the builders need."""
+    from .._geometry import Baseline
+    from .._landmarks import LandmarkScheme, _search_dirs, shipped_landmarks_dir
 
-    folder = directory / "landmarks"
-    if folder.is_dir():
+    shipped = {f.stem: f for f in shipped_landmarks_dir().glob("*.yaml")}
+    problems: list[Problem] = []
+    for folder in dict.fromkeys(_search_dirs(directory)):
+        if not folder.is_dir():
+            continue
         for f in sorted(folder.glob("*.yaml")):
-            LandmarkScheme.load(f)
+            try:
+                scheme = LandmarkScheme.load(f)
+                if f.stem in shipped and f != shipped[f.stem]:
+                    want = LandmarkScheme.load(shipped[f.stem]).n_points
+                    if scheme.n_points != want:
+                        problems.append(Problem(str(f), 1, 1, f"n_points is {scheme.n_points}, "
+                                                f"but the {f.stem} front end gives {want} "
+                                                "points per face"))
+                        continue
+                Baseline.population(scheme)
+            except RuleBaseError as exc:
+                problems.extend(exc.problems)
+            except InputError as exc:
+                problems.append(Problem(str(f), 1, 1, str(exc)))
+    if problems:
+        raise RuleBaseError(problems)
+
+
+# What a rule directory may hold besides the files it is read from: notes, and the JSON
+# Schemas `fuzzyemo rules schema` writes for editors.
+_IGNORED_SUFFIXES = (".md", ".txt", ".rst")
+_READ_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _stray_files(directory: Path) -> list[Problem]:
+    """Every file in the rule directory is one fuzzyemo reads (and so checks) or plainly not
+    a rule file: a misnamed file (engine.yml, fkis/anger.yml, calibration.yaml.bak as YAML)
+    would be skipped without a word, and the rules used would not be the ones edited."""
+    from .._errors import did_you_mean
+    from .._vocab import EMOTIONS
+
+    expected = {
+        Path("engine.yaml"), Path("fcis.yaml"), Path("calibration.yaml"), Path("aus.yaml"),
+        *(Path("fkis") / f"{e}.yaml" for e in EMOTIONS),
+    }
+    problems = []
+    for f in sorted(directory.rglob("*")):
+        rel = f.relative_to(directory)
+        if any(part.startswith((".", "_")) for part in rel.parts):
+            continue  # hidden files, editor back-ups, __pycache__
+        if f.is_dir():
+            if rel in expected:
+                problems.append(Problem(str(f), 1, 1, "is a directory; a rule file is "
+                                        "expected here"))
+            continue
+        if rel in expected or (rel.parent == Path("landmarks") and f.suffix == ".yaml"):
+            continue
+        if f.suffix.lower() in _IGNORED_SUFFIXES or f.name.endswith(".schema.json"):
+            continue
+        if rel.parent == Path("fkis") and f.suffix == ".yaml":
+            continue  # the loader reports an unknown emotion with a 'did you mean'
+        if f.suffix.lower() not in _READ_SUFFIXES and rel.parent not in (
+                Path("."), Path("fkis"), Path("landmarks")):
+            continue  # other folders' non-rule files (images, scripts) are not ours
+        names = [p.as_posix() for p in expected] + (
+            [f"landmarks/{f.stem}.yaml"] if rel.parent == Path("landmarks") else [])
+        close = did_you_mean(rel.with_suffix(".yaml").as_posix(), names)
+        problems.append(Problem(str(f), 1, 1, "fuzzyemo does not read this file, so its "
+                                "settings have no effect",
+                                close if close and close.startswith("did") else
+                                "rule files are engine.yaml, fcis.yaml, calibration.yaml, "
+                                "aus.yaml, fkis/<emotion>.yaml and landmarks/<scheme>.yaml"))
+    return problems
 
 
 @app.command()
@@ -173,12 +260,13 @@ def export(
 ) -> None:
     """Export the compiled rule base: SPEC JSON (lambdas applied) or fuzzylite FLL."""
     from .._export import to_fll, to_json
-    from .._table import InputError
 
     with user_errors():
-        rb = RuleBase.load(rules).with_options(lambda_fcis=lambda_fcis, lambda_fkis=lambda_fkis)
         if fmt not in ("json", "fll"):
             raise InputError(f"--format must be json or fll, got {fmt!r}")
+        if output is not None:
+            check_output(output, suffixes=(f".{fmt}",))
+        rb = RuleBase.load(rules).with_options(lambda_fcis=lambda_fcis, lambda_fkis=lambda_fkis)
         text = to_json(rb) if fmt == "json" else to_fll(rb)
         if output is None:
             typer.echo(text, nl=False)
@@ -202,7 +290,8 @@ def schema(
 
 @app.command()
 def init(
-    directory: Annotated[Path, typer.Argument(help="New directory to create.")],
+    directory: Annotated[Path, typer.Argument(metavar="DIRECTORY",
+                                               help="New directory to create.")],
     profile: Annotated[str, typer.Option(
         "--profile", metavar="NAME",
         help="The shipped profile to copy (`fuzzyemo rules list`).")] = DEFAULT_PROFILE,

@@ -6,12 +6,18 @@ hint and exit 2; nothing here imports torch at module import time.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from .._errors import InputError
+from .._preflight import check_device, check_input_file, check_output_dir
+from .._progress import Reporter
 from ._common import err, out, user_errors
 
 HINT = 'training needs PyTorch: pip install "fuzzyemo[train]"'
@@ -36,17 +42,71 @@ def _config(path: Path | None, **overrides):
     return cfg.replace(**changes) if changes else cfg
 
 
-def _progress_bar():
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+def _progress_bar(total: int, enabled: bool = True) -> Reporter:
+    """A bar on a terminal; a line every tenth of the steps in a log (CI, nohup)."""
+    return Reporter("meta-training", total, unit="steps", console=err, enabled=enabled,
+                    field_format="loss {loss:.3f} acc {acc:.2f}")
 
-    return Progress(TextColumn("meta-training"), BarColumn(),
-                    TextColumn("{task.completed}/{task.total} steps"),
-                    TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.2f}"),
-                    TimeRemainingColumn(), console=err, transient=True)
+
+def _files_in(folder: Path) -> dict[Path, tuple[int, int]]:
+    """(mtime, size) of every file under ``folder``: what a command wrote is what changed."""
+    if not folder.is_dir():
+        return {}
+    return {p: (st.st_mtime_ns, st.st_size) for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.startswith(".") for st in [p.stat()]}
+
+
+def _written(folder: Path, before: dict[Path, tuple[int, int]]) -> str:
+    after = _files_in(folder)
+    names = [p.relative_to(folder).as_posix() for p, stamp in after.items()
+             if before.get(p) != stamp]
+    return f"wrote {len(names)} file(s) in {folder}: {', '.join(names)}"
+
+
+@contextlib.contextmanager
+def _torch_write_errors(folder: Path) -> Iterator[None]:
+    """torch.save given a path reports a failed write (a full disk) as a RuntimeError of its
+    zip writer ('unexpected pos'), not an OSError: one line naming the run folder instead
+    of a traceback. (OSErrors are named by the atomic writers themselves.)"""
+    first = None
+    try:
+        yield
+    except RuntimeError as exc:
+        text = str(exc)
+        if "inline_container" not in text and "unexpected pos" not in text:
+            raise
+        first = (text.strip().splitlines() or ["write failed"])[0]
+    if first is None:
+        return
+    free = shutil.disk_usage(folder).free if folder.exists() else 0
+    why = "no space left on device" if free < 1 << 20 else first
+    raise InputError(f"{folder}: cannot write the model files ({why}; {free / 1e6:,.1f} MB "
+                     "free)")
+
+
+def _check_weights(run_dir: Path) -> None:
+    """The weights evaluate will load (model.pt, else checkpoint.pt) must be readable: a
+    damaged file is one line naming it, before the data is read."""
+    import torch
+
+    for name in ("model.pt", "checkpoint.pt"):
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any failure means a damaged or foreign file
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(f"{path}: cannot read it as a fuzzyemo model ({first[:100]}); "
+                             "the file is damaged or was not written by `fuzzyemo train`"
+                             ) from None
+        return
 
 
 def train(
-    data: Annotated[Path, typer.Argument(help="Built dataset (.parquet), e.g. DISFA-FER.")],
+    data: Annotated[Path, typer.Argument(
+        metavar="DATA", readable=False,
+        help="Built dataset (.parquet), e.g. DISFA-FER.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Run directory to create.")],
     config: ConfigOpt = None,
     device: DeviceOpt = "auto",
@@ -72,6 +132,10 @@ def train(
         from stf2m_model.experiments import apply_flags
         from stf2m_model.train import train as run_train
 
+        check_device(device)
+        check_input_file(data, "dataset")
+        check_output_dir(output)
+        before = _files_in(output)
         cfg = apply_flags(_config(config, seed=seed), no_spatiotemporal, no_fuzzy, no_meta,
                           first_order)
         if steps is not None:
@@ -87,31 +151,35 @@ def train(
                     or seed is not None):
                 err.print("warning: --resume continues with the run's own config.yaml; "
                           "options other than --steps and --device are ignored", markup=False)
-        if progress:
-            with _progress_bar() as bar:
-                task = bar.add_task("steps", total=cfg.steps, loss=float("nan"), acc=0.0)
+        with _torch_write_errors(output), _progress_bar(cfg.steps, progress) as bar:
 
-                def tick(step: int, total: int, stats: dict) -> None:
-                    bar.update(task, completed=step, total=total, **stats)
+            def tick(step: int, total: int, stats: dict) -> None:
+                bar.update(step, total, **stats)
 
-                summary = run_train(data, output, cfg, resume=resume, progress=tick,
-                                    device=device, steps=steps)
-        else:
-            summary = run_train(data, output, cfg, resume=resume, device=device, steps=steps)
+            summary = run_train(data, output, cfg, resume=resume, device=device, steps=steps,
+                                progress=tick if progress else None)
         out.print(f"trained {summary['steps']} steps in {summary['seconds']:.1f} s on "
                   f"{summary['device']}; final query accuracy "
                   f"{100 * (summary['final_train_acc'] or 0):.1f}% -> {output}", markup=False)
+        out.print(_written(output, before), markup=False)
 
 
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `fuzzyemo train`.")],
-    data: Annotated[Path, typer.Argument(help="Dataset (.parquet) with a meta-test split.")],
+    run_dir: Annotated[Path, typer.Argument(
+        metavar="RUN_DIR", readable=False,
+        help="Run directory written by `fuzzyemo train`.")],
+    data: Annotated[Path, typer.Argument(
+        metavar="DATA", readable=False,
+        help="Dataset (.parquet) with a meta-test split.")],
     episodes: Annotated[int | None, typer.Option(help="Test episodes (default: config).")
                         ] = None,
     corruption: Annotated[str, typer.Option(
         help="Robustness: none, occlusion, noise or speed.")] = "none",
     level: Annotated[float, typer.Option(help="Corruption level in [0, 1].")] = 0.3,
     device: DeviceOpt = "auto",
+    progress: Annotated[bool, typer.Option(
+        help="Progress on stderr: a bar on a terminal, else a line every tenth of the "
+             "episodes.")] = True,
 ) -> None:
     """Accuracy and macro recall (95% CI) over meta-test episodes, confusion PNGs, card."""
     _need_torch()
@@ -120,10 +188,17 @@ def evaluate(
         from stf2m_model.evaluate import evaluate as run_eval
         from stf2m_model.evaluate import format_metric
 
+        check_device(device)
         if episodes is not None and episodes < 2:
             raise ValueError("--episodes must be >= 2 (a confidence interval needs two)")
+        check_input_file(data, "dataset")
+        _check_weights(run_dir)
         corr = Corruption(corruption, level if corruption != "none" else 0.0)
-        m = run_eval(run_dir, data, episodes=episodes, corruption=corr, device=device)
+        before = _files_in(run_dir)
+        with Reporter("evaluation", episodes, unit="episodes", console=err,
+                      enabled=progress) as bar:
+            m = run_eval(run_dir, data, episodes=episodes, corruption=corr, device=device,
+                         progress=lambda done, total: bar.update(done, total))
         out.print(f"{m['episodes']} episodes, {m['n_way']}-way {m['k_shot']}-shot "
                   f"(chance {100 * m['chance_accuracy']:.1f}%), mean ± 95% CI (%)",
                   markup=False)
@@ -133,14 +208,15 @@ def evaluate(
         if not m.get("figures"):
             err.print('note: confusion PNGs need matplotlib (pip install "fuzzyemo[train]")',
                       markup=False)
-        out.print(f"wrote {run_dir / 'evaluation.json'} and {run_dir / 'MODEL_CARD.md'}",
-                  markup=False)
+        out.print(_written(run_dir, before), markup=False)
 
 
 def experiment(
     name: Annotated[str, typer.Argument(
+        metavar="NAME",
         help="ablation, baselines, robustness, lambda or all.")],
-    data: Annotated[Path, typer.Argument(help="Dataset (.parquet).")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", readable=False,
+                                        help="Dataset (.parquet).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")],
     config: ConfigOpt = None,
     steps: Annotated[int | None, typer.Option(help="Override training steps per variant.")
@@ -153,6 +229,7 @@ def experiment(
     with user_errors():
         from stf2m_model.experiments import run_experiment
 
+        check_device(device)
         cfg = _config(config, steps=steps, device=device)
         path = run_experiment(name, data, output, cfg,
                               log=lambda s: err.print(s, markup=False), episodes=episodes)
