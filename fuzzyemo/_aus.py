@@ -22,7 +22,7 @@ import numpy as np
 
 from ._errors import InputError, Problem, RuleBaseError, did_you_mean
 from ._vocab import COMPONENTS
-from ._yaml import load_yaml, position
+from ._yaml import components_section, load_yaml, position
 
 FORMAT = "fuzzyemo-aus/1"
 # FACS action units (Ekman, Friesen & Hager 2002): the numbers a mapping may name.
@@ -143,19 +143,8 @@ def _load(path: str, mtime_ns: int, size: int) -> AuMapping:
         line, col = position(positions, loc)
         problems.append(Problem(path, line, col, message, hint))
 
-    if not isinstance(data, Mapping):
-        add((), f"expected a mapping at the top of the file, got {type(data).__name__}")
-        raise RuleBaseError(problems)
-    for key in data:
-        if key not in ("format", "components"):
-            add((key,), f"unknown key {key!r}", did_you_mean(str(key), ("format", "components")))
-    if data.get("format") != FORMAT:
-        add(("format",) if "format" in data else (),
-            f"format must be {FORMAT!r}, got {data.get('format')!r}")
-    comps = data.get("components")
-    if not isinstance(comps, Mapping):
-        add(("components",) if "components" in data else (),
-            "components must be a mapping of component name -> {plus, minus, full}")
+    comps = components_section(data, add, (FORMAT,), "{plus, minus, full}")
+    if comps is None:
         raise RuleBaseError(problems)
     readings: dict[str, AuReading] = {}
     for name, spec in comps.items():

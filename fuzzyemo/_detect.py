@@ -18,15 +18,14 @@ proposals that are not faces.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._errors import InputError
+from ._model_files import read_model_file
 
 DETECTOR_PATH = Path(__file__).resolve().parent / "models" / "face_detection_full_range.tflite"
 DETECTOR_SHA256 = "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3"
@@ -37,27 +36,11 @@ MIN_TILE = 240           # the smallest tile side in pixels (see tiles())
 TILE_OVERLAP = 0.25      # neighbouring tiles share this fraction of their side
 
 
-@lru_cache(maxsize=2)
-def _read(path: str, mtime_ns: int, size: int) -> bytes:
-    return Path(path).read_bytes()
-
-
 def load_detector_model(path: str | os.PathLike | None = None,
                         sha256: str | None = DETECTOR_SHA256) -> bytes:
     """The full-range detector's bytes, checked against ``sha256``."""
-    p = Path(path) if path is not None else DETECTOR_PATH
-    try:
-        st = p.stat()
-        data = _read(str(p.resolve()), st.st_mtime_ns, st.st_size)
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read the face detector model ({exc.strerror}); "
-                         'reinstall with: pip install "fuzzyemo[video]"') from None
-    if sha256 is not None:
-        got = hashlib.sha256(data).hexdigest()
-        if got != sha256:
-            raise InputError(f"{p}: face detector model has sha256 {got[:12]}..., expected "
-                             f"{sha256[:12]}... (corrupt or replaced file; reinstall fuzzyemo)")
-    return data
+    return read_model_file(path if path is not None else DETECTOR_PATH, sha256,
+                           "face detector model")
 
 
 def _anchors() -> np.ndarray:

@@ -35,7 +35,7 @@ from ._files import write_text_atomic
 from ._landmarks import LandmarkScheme
 from ._mediapipe import BLENDSHAPE_NAMES as _BLENDSHAPES
 from ._vocab import COMPONENTS
-from ._yaml import load_yaml, position, top_level_problem
+from ._yaml import components_section, load_yaml, position
 
 # One raw feature per component, in SPEC order (names are what calibration.yaml refers to).
 RAW_FEATURES: tuple[str, ...] = (
@@ -387,19 +387,9 @@ def _load_calibration(path: str, mtime_ns: int, size: int) -> Calibration:
         line, col = position(positions, loc)
         problems.append(Problem(path, line, col, message, hint))
 
-    if not isinstance(data, Mapping):
-        add((), top_level_problem(data))
-        raise RuleBaseError(problems)
-    for key in data:
-        if key not in ("format", "components"):
-            add((key,), f"unknown key {key!r}", did_you_mean(str(key), ("format", "components")))
-    if data.get("format") not in (CALIBRATION_FORMAT, CALIBRATION_FORMAT_1):
-        add(("format",) if "format" in data else (),
-            f"format must be {CALIBRATION_FORMAT!r}, got {data.get('format')!r}")
-    comps = data.get("components")
-    if not isinstance(comps, Mapping):
-        add(("components",) if "components" in data else (),
-            "components must be a mapping of component name -> {feature, sign, plus, minus}")
+    comps = components_section(data, add, (CALIBRATION_FORMAT, CALIBRATION_FORMAT_1),
+                               "{feature, sign, plus, minus}")
+    if comps is None:
         raise RuleBaseError(problems)
     parsed: dict[str, ComponentCalibration] = {}
     for name, spec in comps.items():

@@ -25,10 +25,8 @@ second detector (``detector="full-range"``, ``fuzzyemo._detect``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ import numpy as np
 
 from ._detect import box_iou
 from ._errors import InputError
+from ._model_files import INSTALL_HINT, read_model_file
 from ._pose import canonical_face, openface_pose, transform_matrices
 from ._quality import MISFIT_LIMIT, assess, iod_3d
 from ._quiet import native_logs_quieted
@@ -45,7 +44,6 @@ MODEL_PATH = Path(__file__).resolve().parent / "models" / "face_landmarker.task"
 MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 MODEL_NAME = "face_landmarker.task (MediaPipe FaceLandmarker v2 with blendshapes)"
 N_LANDMARKS = 478
-INSTALL_HINT = 'pip install "fuzzyemo[video]"'
 APT_HINT = "apt-get install libegl1 libgles2 libgl1 libglib2.0-0"
 
 # The 52 blendshape categories of face_blendshapes.tflite, in the model's index order
@@ -94,45 +92,12 @@ def mediapipe_version() -> str:
         return "unknown"
 
 
-@lru_cache(maxsize=4)
-def _read_model(path: str, mtime_ns: int, size: int) -> bytes:
-    data = Path(path).read_bytes()
-    return data
-
-
 def load_model(path: str | os.PathLike | None = None,
                sha256: str | None = MODEL_SHA256) -> bytes:
     """The model bytes, checked against ``sha256`` (None skips the check for a user's own
     model). Cached per (path, mtime, size)."""
-    p = Path(path) if path is not None else MODEL_PATH
-    try:
-        st = p.stat()
-        data = _read_model(str(p.resolve()), st.st_mtime_ns, st.st_size)
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read the face landmarker model ({exc.strerror}); "
-                         f"reinstall with: {INSTALL_HINT}") from None
-    if sha256 is not None:
-        got = _sha256_of(data)
-        if got != sha256:
-            raise InputError(f"{p}: face landmarker model has sha256 {got[:12]}..., expected "
-                             f"{sha256[:12]}... (corrupt or replaced file; reinstall fuzzyemo)")
-    return data
-
-
-_HASHES: dict[int, tuple[bytes, str]] = {}
-
-
-def _sha256_of(data: bytes) -> str:
-    """sha256 of model bytes, remembered for the cached bytes objects (every landmarker of a
-    run, e.g. the crop landmarker, then checks the same bytes without hashing 3.7 MB again)."""
-    hit = _HASHES.get(id(data))
-    if hit is not None and hit[0] is data:
-        return hit[1]
-    digest = hashlib.sha256(data).hexdigest()
-    if len(_HASHES) >= 8:
-        _HASHES.clear()
-    _HASHES[id(data)] = (data, digest)
-    return digest
+    return read_model_file(path if path is not None else MODEL_PATH, sha256,
+                           "face landmarker model")
 
 
 @dataclass(frozen=True)

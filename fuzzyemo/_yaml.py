@@ -8,12 +8,13 @@ YAML silently overwrites, are reported instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ._errors import Problem, RuleBaseError
+from ._errors import Problem, RuleBaseError, did_you_mean
 
 Positions = dict[tuple, tuple[int, int]]
 
@@ -88,3 +89,26 @@ def position(positions: Positions, loc: tuple) -> tuple[int, int]:
             return positions[loc]
         loc = loc[:-1]
     return positions.get((), (1, 1))
+
+
+def components_section(data: Any, add: Callable[..., None], formats: tuple[str, ...],
+                       shape: str) -> Mapping | None:
+    """The ``components`` mapping of a ``{format, components}`` file (calibration.yaml,
+    aus.yaml), with the top level's problems reported through ``add(loc, message, hint)``.
+    None when there is no usable mapping (nothing further can be checked); ``shape`` says in
+    the error what one component should look like. ``formats[0]`` is the current format."""
+    if not isinstance(data, Mapping):
+        add((), top_level_problem(data))
+        return None
+    for key in data:
+        if key not in ("format", "components"):
+            add((key,), f"unknown key {key!r}", did_you_mean(str(key), ("format", "components")))
+    if data.get("format") not in formats:
+        add(("format",) if "format" in data else (),
+            f"format must be {formats[0]!r}, got {data.get('format')!r}")
+    comps = data.get("components")
+    if not isinstance(comps, Mapping):
+        add(("components",) if "components" in data else (),
+            f"components must be a mapping of component name -> {shape}")
+        return None
+    return comps

@@ -299,3 +299,18 @@ def test_the_annotate_page_section_runs_as_written(tmp_path, monkeypatch, capsys
     for flag in ("--scheme", "--from-aus"):
         assert flag in section
 
+
+@pytest.mark.parametrize("text, message", [
+    ("", "the file is empty"),
+    ("- AU12\n", "got a list"),
+    ("format: fuzzyemo-aus/0\ncomponents: {}\n", "format must be"),
+    ("format: fuzzyemo-aus/1\ncomponent: {}\n", "did you mean 'components'"),
+])
+def test_au_mapping_top_level_problems_are_one_line(tmp_path, text, message):
+    """aus.yaml shares calibration.yaml's top-level checks (fuzzyemo._yaml.components_section)."""
+    p = tmp_path / "aus.yaml"
+    p.write_text(text)
+    with pytest.raises(RuleBaseError) as err:
+        AuMapping.load(p)
+    assert any(message in str(pr) for pr in err.value.problems), err.value.problems
+    assert all("\n" not in str(pr) for pr in err.value.problems)
