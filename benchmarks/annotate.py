@@ -36,7 +36,10 @@ from pathlib import Path
 import numpy as np
 
 
-def make_video(path: Path, n: int, size: tuple[int, int] = (640, 480), fps: float = 30.0) -> None:
+def make_video(path: Path, n: int, size: tuple[int, int] = (640, 480), fps: float = 30.0,
+               phase: float = 0.0) -> None:
+    """The astronaut's head moving and zooming over a grey canvas; ``phase`` shifts the motion
+    in time (benchmarks/scale.py gives each clip its own)."""
     import cv2
     from skimage import data
 
@@ -44,9 +47,9 @@ def make_video(path: Path, n: int, size: tuple[int, int] = (640, 480), fps: floa
     face = cv2.cvtColor(data.astronaut()[10:330, 90:410], cv2.COLOR_RGB2BGR)  # 320x320 head
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     try:
-        for i in range(n):
-            s = 1.0 + 0.15 * np.sin(i / 40)
-            side = int(320 * s)
+        for k in range(n):
+            i = k + phase
+            side = int(320 * (1.0 + 0.15 * np.sin(i / 40)))
             f = cv2.resize(face, (side, side))
             canvas = np.full((h, w, 3), 110, np.uint8)
             x0 = int((w - side) / 2 + 60 * np.sin(i / 25))

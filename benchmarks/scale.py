@@ -41,35 +41,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from annotate import bare_mediapipe, decode_all  # noqa: E402  (benchmarks/annotate.py)
+from annotate import bare_mediapipe, decode_all, make_video  # noqa: E402  (benchmarks/annotate.py)
 
 HOURS = 10_000
 FPS = 30.0
-
-
-def make_clip(path: Path, n: int, phase: float) -> None:
-    """benchmarks/annotate.py's moving astronaut, shifted in time by ``phase`` frames."""
-    import cv2
-    import numpy as np
-    from skimage import data
-
-    w, h = 640, 480
-    face = cv2.cvtColor(data.astronaut()[10:330, 90:410], cv2.COLOR_RGB2BGR)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (w, h))
-    try:
-        for k in range(n):
-            i = k + phase
-            side = int(320 * (1.0 + 0.15 * np.sin(i / 40)))
-            f = cv2.resize(face, (side, side))
-            canvas = np.full((h, w, 3), 110, np.uint8)
-            x0 = int((w - side) / 2 + 60 * np.sin(i / 25))
-            y0 = int((h - side) / 2 + 20 * np.cos(i / 30))
-            xs, ys = max(x0, 0), max(y0, 0)
-            xe, ye = min(x0 + side, w), min(y0 + side, h)
-            canvas[ys:ye, xs:xe] = f[ys - y0:ye - y0, xs - x0:xe - x0]
-            writer.write(canvas)
-    finally:
-        writer.release()
 
 
 def _bare_stream(task: tuple[str, float]) -> tuple[float, float, int]:
@@ -135,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         d = Path(tmp)
         clips = [d / f"clip{i}.mp4" for i in range(args.videos)]
         for i, c in enumerate(clips):
-            make_clip(c, args.frames, phase=37.0 * i)
+            make_video(c, args.frames, fps=FPS, phase=37.0 * i)
         frames, _ = decode_all(clips[0])
         n = len(frames)
         total = n * len(clips)
