@@ -1,9 +1,11 @@
 """Evaluation over many meta-test episodes (Table III style) and the confusion figures.
 
-For every episode the model adapts on the support set (``inner_steps_test`` first-order
-steps; ProtoNet: prototypes) and labels the query windows; task-local predictions are
-mapped back to the 18 global classes. Reported, each as mean +- 95% CI half-width
-(1.96 standard errors over episodes):
+Episodes are drawn from the meta-test split over the run's meta-test classes (recorded
+in ``train.json``; disjoint from its meta-train classes by default). For every episode
+the model adapts on the support set (:func:`stf2m_model.meta.adapt_for_test`) and labels
+the query windows; task-local predictions are mapped back to the 18 global classes.
+Reported for one model, each as mean +- 95% CI half-width (1.96 standard errors over
+episodes; experiments report the spread across seeds instead):
 
 - ``classes18``: accuracy and macro recall over the task's classes;
 - ``emotions6``: the same after collapsing classes to their emotion (a prediction of
@@ -29,9 +31,9 @@ from fuzzyemo._vocab import CLASS_NAMES, EMOTIONS
 
 from ._io import atomic_write_text
 from .config import Config
-from .data import Corruption, EpisodeSampler, FrameData, read_parquet
+from .data import Corruption, EpisodeSampler, FrameData, class_partition, read_parquet
 from .meta import params_of, predict
-from .train import load_run, resolve_device, setup_torch, to_batch
+from .train import load_run, recorded_partition, resolve_device, setup_torch, to_batch
 
 N_CLASSES = len(CLASS_NAMES)
 EVAL_SEED = 20_241_119  # fixed: every model is compared on the same test episodes
@@ -58,12 +60,22 @@ def _episode_scores(true: np.ndarray, pred: np.ndarray, n: int) -> tuple[np.ndar
 
 def evaluate_model(model, config: Config, data: FrameData, episodes: int | None = None,
                    device: torch.device | None = None, seed: int = EVAL_SEED,
-                   chunk: int = 50) -> dict[str, Any]:
-    """Metrics of a trained model on the meta-test split of ``data``."""
+                   chunk: int = 50, partition: dict | None = None, split: str = "test"
+                   ) -> dict[str, Any]:
+    """Metrics of a trained model on the meta-test split of ``data``.
+
+    ``partition`` is the run's recorded class partition (its meta-test classes are used;
+    ``split="val"`` with meta-train classes is the lambda search's fitness); None draws it
+    from the config as training does.
+    """
     device = device or torch.device("cpu")
     episodes = config.eval_episodes if episodes is None else episodes
-    test_w = data.split_windows("test")
-    sampler = EpisodeSampler(data, test_w, config, seed=seed)
+    part = class_partition(data, config, partition)
+    classes = part["test"] if split == "test" else part["train"]
+    windows = data.split_windows(split)
+    if split == "val" and len(windows) == 0:  # no validation split: in-sample meta-train
+        windows = data.split_windows("train")
+    sampler = EpisodeSampler(data, windows, config, classes, part["unit"], seed=seed)
     params = {k: v.detach() for k, v in params_of(model).items()}
     true_all, pred_all = [], []
     done = 0
@@ -145,7 +157,8 @@ def evaluate(run_dir: str | os.PathLike, data_path: str | os.PathLike,
     setup_torch(config)
     df = frame if frame is not None else read_parquet(data_path)
     data = FrameData.build(df, config, prep=prep, corruption=corruption, source=str(data_path))
-    metrics = evaluate_model(model, config, data, episodes, dev)
+    metrics = evaluate_model(model, config, data, episodes, dev,
+                             partition=recorded_partition(run))
     metrics["data"] = str(data_path)
     metrics["corruption"] = (corruption or Corruption()).__dict__
     if figures:

@@ -33,6 +33,7 @@ An emotion with a Gaussian intensity function (not piecewise linear) uses a unif
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -557,6 +558,32 @@ def rules_dict(rules: Any = None, lambda_fcis: float | None = None,
         return dict(rules)
     from fuzzyemo import RuleBase
 
-    rb = rules if isinstance(rules, RuleBase) else (
-        RuleBase.default() if rules is None else RuleBase.load(rules))
-    return rb.with_options(lambda_fcis=lambda_fcis, lambda_fkis=lambda_fkis).to_dict()
+    if isinstance(rules, RuleBase):
+        return rules.with_options(lambda_fcis=lambda_fcis, lambda_fkis=lambda_fkis).to_dict()
+    # Parsing the YAML rule files takes about a second; reuse the result while no file
+    # under the rule directory changed (experiments build many runs from one rule base).
+    stamp = _stamp(rules)
+    key = (None if rules is None else str(rules), lambda_fcis, lambda_fkis, stamp)
+    if stamp is None or key not in _RULES_CACHE:
+        rb = RuleBase.default() if rules is None else RuleBase.load(rules)
+        _RULES_CACHE[key] = rb.with_options(lambda_fcis=lambda_fcis,
+                                            lambda_fkis=lambda_fkis).to_dict()
+    return copy.deepcopy(_RULES_CACHE[key])
+
+
+_RULES_CACHE: dict[tuple, dict[str, Any]] = {}
+
+
+def _stamp(rules: Any) -> tuple | None:
+    """(path, mtime, size) of every rule file that ``rules`` may read; None: do not cache."""
+    import os
+    from pathlib import Path
+
+    try:
+        from fuzzyemo._rulebase import default_rules_dir
+
+        root = Path(rules) if rules is not None and Path(rules).is_dir() else default_rules_dir()
+        files = sorted(root.rglob("*.yaml"))
+        return tuple((str(f), os.stat(f).st_mtime_ns, os.stat(f).st_size) for f in files)
+    except Exception:  # noqa: BLE001 - anything unusual: no caching, just load
+        return None
