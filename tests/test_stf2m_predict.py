@@ -163,3 +163,27 @@ def test_cli_predict_bad_inputs_are_one_line(run, tmp_path):
         assert res.exit_code == 2, (args, res.output)
         assert needle in res.output and res.output.count("\n") == 1, res.output
         assert "Traceback" not in res.output
+
+
+def test_real_annotate_output(run, tmp_path):
+    """`fuzzyemo annotate` on a short clip (MediaPipe's 478 points, success flags, no split
+    or labels): every face frame gets a label, the blank frames are unknown."""
+    pytest.importorskip("mediapipe")
+    cv2 = pytest.importorskip("cv2")
+    skimage_data = pytest.importorskip("skimage.data")
+    from fuzzyemo._annotate import annotate
+
+    face = cv2.resize(cv2.cvtColor(skimage_data.astronaut()[:300, 100:400],
+                                   cv2.COLOR_RGB2BGR), (256, 256))
+    frames = [face] * 4 + [np.zeros_like(face)] * 2 + [face] * 3
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (256, 256))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    table = annotate([video], baseline="population", progress=False)
+    assert "split" not in table.columns and (table["success"] == 0).sum() == 2
+    out = Predictor.load(run).predict(table)
+    assert len(out) == len(table) and list(out["frame"]) == list(table["frame"])
+    assert ((out["pred_class_index"] > -2) == (table["success"] == 1)).all()
+    assert (out.loc[table["success"] == 0, "pred_label"] == "unknown").all()
