@@ -68,7 +68,7 @@ class Config:
     encoder: str = "stgcn"       # stgcn (g of the paper) | plain (no spatio-temporal) | conv4
     spatial: str = "views"       # Eq. 4 message passing: across the task's views | regions | none
     temporal: bool = True        # gated temporal convolutions (Eq. 3)
-    hidden: int = 32
+    hidden: int = 64
     kernel: int = 3              # temporal kernel of the gated convolutions
     blocks: int = 1              # spatio-temporal blocks (GLU conv, spatial conv, GLU conv)
     fuzzy: str = "learned"       # F(Z) differentiable FCIS/FKIS | precomputed columns | none

@@ -649,3 +649,26 @@ def test_run_directory_checkpoint_and_evaluation(disfa, tmp_path):
     assert "circular" in card and "`--no-fuzzy`" in card
     assert f"sampling unit: {m['sample_unit']}" in card
     assert "(`sample_unit`, recorded in the card)" in FLAT
+
+
+def test_performance_page_states_the_default_config_it_measured(disfa):
+    """docs/performance.md, "Model training": the config and parameter count it names."""
+    pytest.importorskip("torch")
+    from stf2m_model.data import FrameData
+    from stf2m_model.fuzzy import rules_dict
+    from stf2m_model.model import build_model
+
+    perf = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    sec = re.sub(r"\s+", " ", perf.split("## Model training", 1)[1].split("\n## ", 1)[0])
+    m = re.search(r"\(`Config\(\)`: (\d+)-way (\d+)-shot (\d+)-query, (\d+)-frame windows, "
+                  r"meta-batch (\d+), hidden (\d+), one second-order inner step, ([\d,]+) "
+                  r"outer steps, ([\d,]+) parameters\)", sec)
+    c = Config()
+    assert tuple(map(int, m.groups()[:6])) == (c.n_way, c.k_shot, c.q_query, c.window,
+                                              c.meta_batch, c.hidden)
+    assert (c.inner_steps, c.first_order) == (1, False)
+    assert _number(m.group(7)) == c.steps
+    data = FrameData.build(disfa, c)  # 66 landmarks, as the benchmark's table
+    model = build_model(data.prep.layout, c, rules_dict(), data.prep)
+    assert sum(p.numel() for p in model.parameters()) == _number(m.group(8))
+    assert "python benchmarks/train.py" in sec
