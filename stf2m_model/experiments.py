@@ -25,8 +25,8 @@ also holds every seed's value.
 - ``all``: every set above.
 
 Trained runs live in ``DIR/runs/<variant>/seed<k>-<key>``, where ``key`` hashes every
-setting of the run's config, the data file and the rule base: a rerun reuses a run only
-when all of them are unchanged.
+setting of the run's config, the data file, the rule base and the model code: a rerun
+reuses a run only when all of them are unchanged.
 """
 
 from __future__ import annotations
@@ -113,6 +113,20 @@ def across_seeds(values: list[float]) -> tuple[float, float]:
     return float(v.mean()), float(t_quantile(len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
 
 
+# The modules whose code decides what a trained run is; their text is part of run keys.
+CODE_MODULES = ("config", "data", "fuzzy", "graph", "meta", "model", "train")
+
+
+def code_hash() -> str:
+    """sha256 of the model code: an edited architecture never reuses an old run."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in CODE_MODULES:
+        h.update((Path(__file__).parent / f"{name}.py").read_bytes())
+    return h.hexdigest()
+
+
 def _rules_hash(config: Config) -> str:
     import hashlib
 
@@ -140,11 +154,12 @@ class Runner:
         self.device = resolve_device(config.device)  # one-line error before any work
         self.df = read_parquet(data_path)
         self.data_sha = file_sha256(self.data_path)
+        self.code_sha = code_hash()
         self.rows: list[dict[str, Any]] = []
         self.current = ""
 
     def run_dir(self, name: str, config: Config) -> Path:
-        key = config.key(self.data_sha, _rules_hash(config))
+        key = config.key(self.data_sha, _rules_hash(config), self.code_sha)
         return self.out / "runs" / name / f"seed{config.seed}-{key}"
 
     def train(self, name: str, config: Config):

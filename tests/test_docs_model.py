@@ -425,8 +425,10 @@ def test_ci_across_seeds_is_students_t():
 
 
 def test_run_keys_change_with_every_setting():
-    assert "the key hashes every setting of the config, the data file and the compiled " \
-           "rule base" in FLAT
+    assert "the key hashes every setting of the config, the data file, the compiled rule " \
+           "base and the model code (`experiments.CODE_MODULES`)" in FLAT
+    assert experiments.code_hash() == experiments.code_hash()
+    assert set(experiments.CODE_MODULES) <= set(MODULES)
     base = Config()
     k = base.key("data", "rules")
     for f in dataclasses.fields(Config):
@@ -672,3 +674,17 @@ def test_performance_page_states_the_default_config_it_measured(disfa):
     model = build_model(data.prep.layout, c, rules_dict(), data.prep)
     assert sum(p.numel() for p in model.parameters()) == _number(m.group(8))
     assert "python benchmarks/train.py" in sec
+
+
+def test_run_directory_key_covers_data_rules_and_code(tmp_path):
+    r = object.__new__(experiments.Runner)
+    r.out, r.data_sha, r.code_sha = tmp_path, "d" * 64, "c" * 64
+    base = r.run_dir("st_f2m", Config())
+    assert base.parent == tmp_path / "runs" / "st_f2m" and base.name.startswith("seed0-")
+    r.code_sha = "e" * 64
+    assert r.run_dir("st_f2m", Config()) != base
+    r.code_sha, r.data_sha = "c" * 64, "f" * 64
+    assert r.run_dir("st_f2m", Config()) != base
+    r.data_sha = "d" * 64
+    assert r.run_dir("st_f2m", Config()) == base
+    assert r.run_dir("st_f2m", Config(lambda_fcis=0.3)) != base  # another rule base
