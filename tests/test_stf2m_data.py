@@ -272,3 +272,22 @@ def test_corruptions_change_inputs(disfa, data):
         not np.array_equal(fast.win_idx, data.win_idx)
     with pytest.raises(InputError):
         Corruption("fog", 0.1)
+
+
+def test_on_time_locked_data_the_frame_position_alone_predicts_the_label():
+    """Why positions are off by default: when every subject shows the same sequence (as
+    DISFA's subjects, who watched one stimulus video), the majority label of the training
+    subjects at a frame number labels the test subjects' frames."""
+    df = fx.disfa_like(n_subjects=9, n_frames=300, seed=2, time_locked=True)
+    labelled = df[df["class_index"] >= 0]
+    train = labelled[labelled["split"] == "train"]
+    test = labelled[labelled["split"] == "test"]
+    by_frame = train.groupby("frame")["class_index"].agg(lambda s: s.mode().iloc[0])
+    guess = test["frame"].map(by_frame)
+    assert (guess == test["class_index"]).mean() > 0.8
+    # not so without time-locking: the same lookup is near chance
+    free = fx.disfa_like(n_subjects=9, n_frames=300, seed=2)
+    free = free[free["class_index"] >= 0]
+    tr, te = free[free["split"] == "train"], free[free["split"] == "test"]
+    guess = te["frame"].map(tr.groupby("frame")["class_index"].agg(lambda s: s.mode().iloc[0]))
+    assert (guess == te["class_index"]).mean() < 0.3
