@@ -114,7 +114,8 @@ def _mf_arrays(kind: str, params: Sequence[float], where: str) -> tuple[int, lis
     raise InputError(f"rules: {where}: unsupported membership function {kind} {p}")
 
 
-def _conditions(rule: Mapping[str, Any], where: str) -> list[tuple[int, int, tuple[str, ...]]]:
+def _conditions(rule: Mapping[str, Any], where: str, term_names: dict[tuple[int, int], str]
+                ) -> list[tuple[int, int, tuple[str, ...]]]:
     """(component, slot, hedges) of every condition of one rule, in the written order."""
     out = []
     when = rule.get("when")
@@ -125,8 +126,10 @@ def _conditions(rule: Mapping[str, Any], where: str) -> list[tuple[int, int, tup
             raise InputError(f"rules: {where}: unknown component {comp!r}")
         items = spec if isinstance(spec, list) else [spec]
         for item in items:
+            term = None
             if isinstance(item, Mapping):
                 code, hedges = item.get("code"), tuple(item.get("hedges") or ())
+                term = item.get("term")
             else:
                 code, hedges = item, ()
             if isinstance(code, bool) or not isinstance(code, int) or code not in (-1, 0, 1):
@@ -135,7 +138,12 @@ def _conditions(rule: Mapping[str, Any], where: str) -> list[tuple[int, int, tup
                 if h not in HEDGES:
                     raise InputError(f"rules: {where}: unknown hedge {h!r}; "
                                      f"one of {', '.join(HEDGES)}")
-            out.append((COMPONENTS.index(comp), code + 1, hedges))
+            c = COMPONENTS.index(comp)
+            known = term_names.get((c, code + 1))
+            if term is not None and known is not None and term != known:
+                raise InputError(f"rules: {where}: {comp}: term {term!r} does not have code "
+                                 f"{code} (that is {known!r})")
+            out.append((c, code + 1, hedges))
     return out
 
 
@@ -151,12 +159,14 @@ def compile_rules(spec: Mapping[str, Any]) -> CompiledRules:
                          f"{tnorm!r}, {implication!r}")
     term_kind = np.zeros((N_COMP, MAX_TERMS), np.int64)
     term_params = np.zeros((N_COMP, MAX_TERMS, 4))
+    term_names: dict[tuple[int, int], str] = {}
     names = [c.get("name") for c in spec["components"]]
     if tuple(names) != COMPONENTS:
         raise InputError("rules: components must be the 12 of SPEC section 1, in order")
     for c, comp in enumerate(spec["components"]):
         for term in comp["terms"]:
             slot = int(term["code"]) + 1
+            term_names[(c, slot)] = str(term.get("name"))
             term_kind[c, slot], term_params[c, slot] = _mf_arrays(
                 term["mf"], term["params"], f"{comp['name']}.{term.get('name')}")
     if tuple(e.get("name") for e in spec["emotions"]) != EMOTIONS:
@@ -179,7 +189,7 @@ def compile_rules(spec: Mapping[str, Any]) -> CompiledRules:
             weight = float(rule.get("weight", 1.0))
             if not 0.0 < weight <= 1.0:
                 raise InputError(f"rules: {rid}: weight must be in (0, 1], got {weight}")
-            conds = _conditions(rule, rid)
+            conds = _conditions(rule, rid, term_names)
             for c, slot, _ in conds:
                 if term_kind[c, slot] == 0:
                     raise InputError(f"rules: {rid}: {COMPONENTS[c]} has no term with code "

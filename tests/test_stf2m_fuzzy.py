@@ -279,6 +279,10 @@ def test_bad_rule_dicts_are_one_line_errors():
     bad["emotions"][0]["rules"][0]["when"]["nose"] = -1  # nose has no code -1
     with pytest.raises(InputError, match="nose has no term with code -1"):
         FuzzyInference(bad)
+    bad = copy.deepcopy(spec)
+    bad["emotions"][0]["rules"][0]["when"]["left_mouth_corner"][0]["term"] = "low"
+    with pytest.raises(InputError, match="term 'low' does not have code 1"):
+        FuzzyInference(bad)
     with pytest.raises(InputError, match="compiled rule base"):
         FuzzyInference({"rules": []})
     assert [e for e in EMOTIONS] == [e["name"] for e in spec["emotions"]]
