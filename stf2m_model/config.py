@@ -132,6 +132,9 @@ class Config:
             bad(str(exc))
         if self.alpha <= 0 or self.beta <= 0:
             bad("alpha and beta must be > 0")
+        if self.method == "reptile" and self.inner_steps < 2:
+            bad("reptile needs inner_steps >= 2 (with one step it is joint training, whose "
+                "gradient the shared output row makes zero); try 5")
         for name in ("lambda_fcis", "lambda_fkis"):
             v = getattr(self, name)
             if v is not None and not v > 0:

@@ -53,6 +53,7 @@ LEVELS = (0.0, 0.1, 0.3, 0.5)
 LAMBDAS = (0.2, 0.3, 0.4, 0.5, 0.6)
 METRICS = ("acc18", "recall18", "acc6", "recall6")
 NO_F = {"fuzzy": "none"}  # the baselines: same encoder and inputs, no fuzzy layer
+REPTILE_STEPS = 5  # Reptile needs k > 1 inner steps (k = 1 is joint training); its paper: 5-10
 VARIANTS: dict[str, dict[str, Any]] = {
     "st_f2m": {},
     "no_spatiotemporal": {"encoder": "plain"},
@@ -64,7 +65,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "maml": {**NO_F, "method": "maml"},
     "fomaml": {**NO_F, "method": "maml", "first_order": True},
     "anil": {**NO_F, "method": "anil"},
-    "reptile": {**NO_F, "method": "reptile"},
+    "reptile": {**NO_F, "method": "reptile", "inner_steps": REPTILE_STEPS,
+                "inner_steps_test": REPTILE_STEPS},
     "protonet": {**NO_F, "method": "protonet"},
     "supervised": {**NO_F, "method": "supervised"},
 }

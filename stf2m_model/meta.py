@@ -12,8 +12,9 @@ Methods (``method``), all on the same network and tasks:
 
 - ``maml``: the above (``first_order`` detaches the inner gradients: FOMAML);
 - ``anil``: only the head's output layer adapts in the inner loop (Raghu et al. 2020);
-- ``reptile``: theta moves towards the weights adapted on each task's support and query
-  windows (Nichol & Schulman 2018; first order, the difference is fed to Adam);
+- ``reptile``: theta moves towards the weights adapted on each task's support windows
+  (Nichol & Schulman 2018; first order, the difference is fed to Adam; several inner
+  steps, see :func:`reptile_direction`);
 - ``protonet``: prototypes = class means of the support embeddings, logits = minus squared
   distances (Snell et al. 2017);
 - ``supervised`` (``--no-meta``): no inner loop; the network is trained as an 18-class
@@ -186,15 +187,19 @@ def meta_loss_loop(model: nn.Module, params: Params, xs, ys, xq, yq, config
 
 def reptile_direction(model: nn.Module, params: Params, xs, ys, xq, yq, config
                       ) -> tuple[Params, torch.Tensor, torch.Tensor]:
-    """Reptile's meta-gradient theta - mean_i theta_i (theta_i: ``inner_steps`` SGD steps on
-    task i's support and query windows), with the loss and accuracy before adaptation."""
+    """Reptile's meta-gradient theta - mean_i theta_i, theta_i: ``inner_steps`` first-order
+    SGD steps on task i's support windows; with the query loss and accuracy at theta_i
+    (the same numbers MAML logs).
+
+    One inner step would make Reptile plain joint training at theta, where the repeated
+    output row gives every class the same logit and so a zero gradient: Reptile needs
+    several steps (``variant("reptile")`` uses ``REPTILE_STEPS``).
+    """
 
     def one(xs, ys, xq, yq):
-        x, y = torch.cat([xs, xq]), torch.cat([ys, yq])
-        p0 = expand_head(params, config.n_way)
-        loss, acc = _scores(_call(model, p0, x), y)
-        adapted = adapt(model, params, x, y, config.n_way, config.inner_steps, config.alpha,
+        adapted = adapt(model, params, xs, ys, config.n_way, config.inner_steps, config.alpha,
                         first_order=True)
+        loss, acc = _scores(query_logits(model, adapted, xs, xq), yq)
         return adapted, loss, acc
 
     adapted, losses, accs = vmap(one)(xs, ys, xq, yq)

@@ -128,8 +128,8 @@ def test_configuration_lists_every_key_with_its_default_and_choices():
             if key in choices:
                 assert tuple(names) == choices[key], key
             assert getattr(default, key) in names, key
-            for name in names:
-                Config(**{key: name})  # every listed choice is accepted
+            for name in names:  # every listed choice is accepted (reptile: with its k > 1)
+                Config(**{key: name}, **({"inner_steps": 5} if name == "reptile" else {}))
         elif value.startswith("["):
             assert getattr(default, key) == [v.strip() for v in value[1:-1].split(",")], key
         else:
@@ -334,6 +334,9 @@ def test_methods_table_flags_and_variants():
         assert changed == ({k for k, _ in stated} or changed), (flag, changed)
     for method in ("anil", "reptile", "protonet"):
         assert f"`--method {method}`" in rows and method in config_mod.METHODS
+    k = int(re.search(r"`inner_steps` ≥ 2; the baselines use (\d+)", rows["`--method reptile`"])
+            .group(1))
+    assert k == experiments.REPTILE_STEPS == experiments.variant(base, "reptile").inner_steps
     assert "stgcn encoder with temporal convs and Eq. 4 over views, learned fuzzy layer, " \
            "second-order bi-level" in rows["(default)"]
     assert (base.encoder, base.temporal, base.spatial, base.fuzzy, base.first_order) == \

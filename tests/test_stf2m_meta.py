@@ -124,12 +124,14 @@ def test_shared_output_row_makes_the_model_invariant_to_class_order(task_batch):
 
 def test_reptile_direction_is_theta_minus_the_mean_adapted_weights(task_batch):
     model, batch = task_batch
-    cfg = SMALL.replace(method="reptile")
+    cfg = SMALL.replace(method="reptile", inner_steps=3)
     params = {k: v.detach() for k, v in meta.params_of(model).items()}
-    direction, _, _ = meta.reptile_direction(model, params, *batch, cfg)
+    direction, loss, _ = meta.reptile_direction(model, params, *batch, cfg)
     xs, ys, xq, yq = batch
-    adapted = [meta.adapt(model, params, torch.cat([xs[i], xq[i]]), torch.cat([ys[i], yq[i]]),
-                          cfg.n_way, cfg.inner_steps, cfg.alpha, True) for i in range(len(xs))]
+    adapted = [meta.adapt(model, params, xs[i], ys[i], cfg.n_way, cfg.inner_steps, cfg.alpha,
+                          True) for i in range(len(xs))]
+    # the logged loss is the query loss after adaptation (not ln N of the shared row)
+    assert abs(loss.item() - np.log(cfg.n_way)) > 1e-4
     for k, p in params.items():
         mean = torch.stack([a[k].mean(0, keepdim=True) if a[k].shape != p.shape else a[k]
                             for a in adapted]).mean(0)
@@ -159,9 +161,20 @@ def test_st_f2m_learns_unseen_classes(table, tmp_path):
     assert summary["steps"] == 60 and np.isfinite(summary["final_train_loss"])
 
 
+def test_reptile_needs_several_inner_steps():
+    from fuzzyemo import InputError
+
+    with pytest.raises(InputError, match="reptile needs inner_steps >= 2"):
+        Config(method="reptile")
+
+
 @pytest.mark.parametrize("method", ["anil", "reptile", "protonet", "supervised"])
 def test_baselines_learn(table, tmp_path, method):
-    cfg = LEARN.replace(method=method, fuzzy="none", steps=40 if method == "protonet" else 60)
+    from stf2m_model.experiments import variant
+
+    cfg = variant(LEARN, "reptile") if method == "reptile" else \
+        LEARN.replace(method=method, fuzzy="none")
+    cfg = cfg.replace(steps=40 if method == "protonet" else 60)
     summary, m = _train_eval(table, tmp_path, cfg)
     acc = m["classes18"]["accuracy"]
     assert acc["mean"] - acc["ci95"] > 0.2 + 0.1, (method, m["classes18"])
