@@ -9,7 +9,9 @@ episodes; experiments report the spread across seeds instead):
 
 - ``classes18``: accuracy and macro recall over the task's classes;
 - ``emotions6``: the same after collapsing classes to their emotion (a prediction of
-  ``anger_low`` for ``anger_high`` counts as right), macro over the emotions present.
+  ``anger_low`` for ``anger_high`` counts as right), macro over the emotions present;
+- ``query_loss``: the query cross-entropy after adaptation (the lambda search's fitness:
+  unlike accuracy it still ranks models whose accuracy is at its ceiling).
 
 With balanced query sets (q_query per class) the 18-class macro recall of an episode
 equals its accuracy; the pooled per-class recall (``per_class_recall``) and the 6-emotion
@@ -32,7 +34,7 @@ from fuzzyemo._vocab import CLASS_NAMES, EMOTIONS
 from ._io import atomic_write_text
 from .config import Config
 from .data import Corruption, EpisodeSampler, FrameData, class_partition, read_parquet
-from .meta import params_of, predict
+from .meta import params_of, test_logits
 from .train import load_run, recorded_partition, resolve_device, setup_torch, to_batch
 
 N_CLASSES = len(CLASS_NAMES)
@@ -77,14 +79,22 @@ def evaluate_model(model, config: Config, data: FrameData, episodes: int | None 
         windows = data.split_windows("train")
     sampler = EpisodeSampler(data, windows, config, classes, part["unit"], seed=seed)
     params = {k: v.detach() for k, v in params_of(model).items()}
-    true_all, pred_all = [], []
+    true_all, pred_all, losses = [], [], []
     done = 0
+
+    def episode_logits(s, y, q):
+        return test_logits(model, params, s, y, q, config.n_way, config)
+
     while done < episodes:
         n = min(chunk, episodes - done)
         ep = sampler.sample(n)
-        xs, ys, xq, _ = to_batch(data, ep, device)
+        xs, ys, xq, yq = to_batch(data, ep, device)
         with torch.no_grad():
-            local = predict(model, params, xs, ys, xq, config).cpu().numpy()
+            logits = torch.vmap(episode_logits)(xs, ys, xq)          # (n, Q, N)
+            ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), yq,
+                                                   reduction="none").mean(1)
+        local = logits.argmax(-1).cpu().numpy()
+        losses.append(ce.cpu().numpy())
         rows = np.arange(n)[:, None]
         true_all.append(ep.classes[rows, ep.query_y])
         pred_all.append(ep.classes[rows, local])
@@ -103,6 +113,7 @@ def evaluate_model(model, config: Config, data: FrameData, episodes: int | None 
         "q_query": config.q_query, "method": config.method, "sample_unit": sampler.unit,
         "test_classes": [CLASS_NAMES[c] for c in sampler.classes],
         "classes18": {"accuracy": _ci(acc), "recall_macro": _ci(rec)},
+        "query_loss": _ci(np.concatenate(losses)),
         "emotions6": {"accuracy": _ci(eacc), "recall_macro": _ci(erec)},
         "chance_accuracy": 1.0 / config.n_way,
         "per_class_recall": {CLASS_NAMES[i]: float(r) for i, r in enumerate(per_class)

@@ -19,9 +19,10 @@ also holds every seed's value.
   lambdas and then held fixed; for every lambda1 x lambda2 of the grid its fuzzy layer is
   rebuilt from the rule base at those lambdas and the fixed model is evaluated on
   validation episodes (the ``val`` split, else meta-train episodes) of the meta-train
-  classes: the fitness surface. The best pair is recorded (``lambda.json``) and drawn
-  (``lambda.png``); the meta-test accuracy at the config's and at the chosen lambdas is
-  reported beside it.
+  classes: the fitness surface (the query cross-entropy, which still ranks models whose
+  accuracy is at its ceiling; accuracy is reported beside it). The best pair is recorded
+  (``lambda.json``) and drawn (``lambda.png``); the meta-test accuracy at the config's and
+  at the chosen lambdas is reported beside it.
 - ``all``: every set above.
 
 Trained runs live in ``DIR/runs/<variant>/seed<k>-<key>``, where ``key`` hashes every
@@ -52,6 +53,7 @@ EXPERIMENTS = ("ablation", "baselines", "robustness", "lambda", "all")
 LEVELS = (0.0, 0.1, 0.3, 0.5)
 LAMBDAS = (0.2, 0.3, 0.4, 0.5, 0.6)
 METRICS = ("acc18", "recall18", "acc6", "recall6")
+LOSS = "loss"  # validation query cross-entropy: the lambda search's fitness
 NO_F = {"fuzzy": "none"}  # the baselines: same encoder and inputs, no fuzzy layer
 REPTILE_STEPS = 5  # Reptile needs k > 1 inner steps (k = 1 is joint training); its paper: 5-10
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -197,13 +199,15 @@ class Runner:
                 "recall18": m["classes18"]["recall_macro"]["mean"],
                 "acc6": m["emotions6"]["accuracy"]["mean"],
                 "recall6": m["emotions6"]["recall_macro"]["mean"],
-                "episodes": m["episodes"]}
+                LOSS: m["query_loss"]["mean"], "episodes": m["episodes"]}
 
     def add_row(self, name: str, per_seed: list[dict[str, float]], seeds: list[int],
                 **extra: Any) -> dict[str, Any]:
         row: dict[str, Any] = {"set": self.current, "variant": name, **extra,
                                "seeds": len(per_seed)}
-        for k in METRICS:
+        for k in (*METRICS, LOSS):
+            if k not in per_seed[0]:
+                continue
             row[k], row[k + "_ci95"] = across_seeds([r[k] for r in per_seed])
             row[k + "_per_seed"] = " ".join(f"{r[k]:.4f}" for r in per_seed)
         row["seed_list"] = " ".join(map(str, seeds))
@@ -279,8 +283,9 @@ def lambda_search(r: Runner) -> dict[str, Any]:
             row = r.add_row("st_f2m", per_seed, [c.seed for c in cfgs], lambda1=l1,
                             lambda2=l2, episodes_from="validation")
             surface.append(row)
-    best = max(surface, key=lambda row: (round(row["acc18"], 12), -abs(row["lambda1"] - 0.4)
-                                         - abs(row["lambda2"] - 0.4)))
+    # lowest validation query loss; ties to the pair nearest the paper's 0.4, 0.4
+    best = min(surface, key=lambda row: (round(row[LOSS], 9), abs(row["lambda1"] - 0.4)
+                                         + abs(row["lambda2"] - 0.4)))
     chosen = {"lambda_fcis": best["lambda1"], "lambda_fkis": best["lambda2"]}
     # meta-test accuracy of the fixed models at the config's and at the chosen lambdas
     own = rules_dict(base.rules, base.lambda_fcis, base.lambda_fkis)
@@ -301,22 +306,23 @@ def lambda_search(r: Runner) -> dict[str, Any]:
                                 (base.lambda_fcis or "rules"),
                                 lambda2=best["lambda2"] if label == "chosen" else
                                 (base.lambda_fkis or "rules"), episodes_from="meta-test")
-    record = {"chosen": chosen, "fitness": "mean 18-class validation accuracy over seeds",
+    record = {"chosen": chosen,
+              "fitness": "mean validation query cross-entropy over seeds (lower is better)",
               "grid": list(LAMBDAS), "seeds": [c.seed for c in cfgs],
-              "surface": [{k: row[k] for k in ("lambda1", "lambda2", "acc18", "acc18_ci95")}
-                          for row in surface],
+              "surface": [{k: row[k] for k in ("lambda1", "lambda2", LOSS, LOSS + "_ci95",
+                                               "acc18", "acc18_ci95")} for row in surface],
               "meta_test_acc18": {k: {"mean": v["acc18"], "ci95": v["acc18_ci95"]}
                                   for k, v in test.items()}}
     r.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(r.out / "lambda.json", json.dumps(record, indent=2))
     plot_lambda_surface(surface, r.out / "lambda.png")
     r.log(f"chosen lambda1={chosen['lambda_fcis']}, lambda2={chosen['lambda_fkis']} "
-          f"(validation acc18 {100 * best['acc18']:.1f}%)")
+          f"(validation query loss {best[LOSS]:.4f}, acc18 {100 * best['acc18']:.1f}%)")
     return record
 
 
 def plot_lambda_surface(surface: list[dict[str, Any]], path: Path) -> bool:
-    """3-D bars of the fitness over lambda1 x lambda2 (the paper's Fig. 10)."""
+    """3-D bars of the fitness (validation query loss) over lambda1 x lambda2 (Fig. 10)."""
     try:
         import matplotlib
 
@@ -328,16 +334,17 @@ def plot_lambda_surface(surface: list[dict[str, Any]], path: Path) -> bool:
 
     l1 = np.array([row["lambda1"] for row in surface], dtype=float)
     l2 = np.array([row["lambda2"] for row in surface], dtype=float)
-    acc = np.array([row["acc18"] for row in surface]) * 100
+    loss = np.array([row[LOSS] for row in surface])
     fig = plt.figure(figsize=(6, 4.6))
     ax = fig.add_subplot(projection="3d")
     w = 0.07
-    best = int(np.argmax(acc))
-    colors = ["tab:orange" if i == best else "tab:blue" for i in range(len(acc))]
-    ax.bar3d(l1 - w / 2, l2 - w / 2, np.zeros_like(acc), w, w, acc, color=colors, shade=True)
+    best = min(range(len(loss)), key=lambda i: (round(loss[i], 9), abs(l1[i] - 0.4)
+                                                 + abs(l2[i] - 0.4)))
+    colors = ["tab:orange" if i == best else "tab:blue" for i in range(len(loss))]
+    ax.bar3d(l1 - w / 2, l2 - w / 2, np.zeros_like(loss), w, w, loss, color=colors, shade=True)
     ax.set_xlabel("λ1 (FCIS)")
     ax.set_ylabel("λ2 (FKIS)")
-    ax.set_zlabel("validation accuracy (%)")
+    ax.set_zlabel("validation query loss")
     ax.set_title(f"Fitness over λ1 × λ2 (best: {l1[best]:g}, {l2[best]:g})")
     fig.tight_layout()
     save_png(fig, path, dpi=110)
@@ -365,6 +372,9 @@ def write_table(rows: list[dict[str, Any]], out: Path, name: str, config: Config
     lead = [k for k in keys if k in ("set", "variant", "group", "lambda1", "lambda2",
                                      "episodes_from", "corruption", "level")]
     head = [*lead, "ACC 18", "RECALL 18", "ACC 6", "RECALL 6"]
+    with_loss = name == "lambda" or any(row.get("set") == "lambda" for row in rows)
+    if with_loss:
+        head.append("QUERY LOSS")
     n_ep = episodes if episodes is not None else config.eval_episodes
     lines = [f"# Experiment `{name}`", "",
              f"{config.n_way}-way {config.k_shot}-shot tasks, {config.steps} training steps "
@@ -376,5 +386,8 @@ def write_table(rows: list[dict[str, Any]], out: Path, name: str, config: Config
     for row in rows:
         cells = [str(row.get(k, "")) for k in lead]
         cells += [pct(row, k) for k in METRICS]
+        if with_loss:
+            ci = row.get(LOSS + "_ci95", float("nan"))
+            cells.append(f"{row[LOSS]:.4f} ± {ci:.4f}" if LOSS in row else "")
         lines.append("| " + " | ".join(cells) + " |")
     return atomic_write_text(out / f"{name}.md", "\n".join(lines) + "\n")

@@ -209,7 +209,8 @@ def test_lambda_experiment_records_the_choice_and_draws_the_surface(parquet, tmp
     chosen = next(r for r in record["surface"]
                   if (r["lambda1"], r["lambda2"]) == (record["chosen"]["lambda_fcis"],
                                                       record["chosen"]["lambda_fkis"]))
-    assert chosen["acc18"] == max(r["acc18"] for r in record["surface"])
+    assert chosen["loss"] == min(r["loss"] for r in record["surface"])
+    assert "cross-entropy" in record["fitness"]
     assert set(record["meta_test_acc18"]) == {"config", "chosen"}
     # one trained model per seed, held fixed while the lambdas change
     assert len(list((out / "runs" / "st_f2m").iterdir())) == 2
