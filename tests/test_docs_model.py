@@ -691,3 +691,40 @@ def test_run_directory_key_covers_data_rules_and_code(tmp_path):
     r.data_sha = "d" * 64
     assert r.run_dir("st_f2m", Config()) == base
     assert r.run_dir("st_f2m", Config(lambda_fcis=0.3)) != base  # another rule base
+
+
+def test_results_section_matches_the_code_and_the_script():
+    """The documented tables were made by benchmarks/experiments.py with the defaults."""
+    import ast
+
+    sec = PAGE.split("## Results (generated data)\n", 1)[1].split("\n## ", 1)[0]
+    script = (ROOT / "benchmarks" / "experiments.py").read_text()
+    defaults = {}
+    for n in ast.walk(ast.parse(script)):
+        if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "add_argument":
+            value = next((k.value for k in n.keywords if k.arg == "default"), None)
+            if isinstance(value, ast.Constant):
+                defaults[n.args[-1].value] = value.value
+    c = Config()
+    heads = re.findall(r"^(\d+)-way (\d+)-shot tasks, (\d+) training steps per model, seeds "
+                       r"(\d+)\.\.(\d+) \((\d+) models per variant\); each model is scored on "
+                       r"the same (\d+) episodes\..*classes: (\w+)\.$", sec, re.M)
+    assert len(heads) == 4
+    for way, shot, steps, first, last, seeds, episodes, split in heads:
+        assert (int(way), int(shot), int(steps)) == (c.n_way, c.k_shot, c.steps)
+        assert int(seeds) == defaults["--seeds"] == int(last) - int(first) + 1
+        assert int(episodes) == defaults["--episodes"] and split == c.class_split
+    assert f"{defaults['--subjects']} subjects x {defaults['--frames']:,} frames" in sec
+
+    def variants(title: str) -> set[str]:
+        block = sec.split(title, 1)[1].split("###", 1)[0]
+        return {m.group(1) for m in re.finditer(r"^\| \w+ \| (\w+) \|", block, re.M)} - {"variant"}
+
+    assert variants("### Ablation") == set(experiments.ABLATION)
+    assert variants("### Baselines") == set(experiments.BASELINES)
+    assert variants("### Robustness") == set(experiments.ROBUSTNESS)
+    image = re.search(r"\]\((img/[\w.-]+\.png)\)", sec).group(1)
+    assert (ROOT / "docs" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the reading quotes the tables
+    for quoted in re.findall(r"(\d+\.\d\d) ± (\d+\.\d\d)", sec.split("###", 1)[0]):
+        assert f"{quoted[0]} ± {quoted[1]}" in sec.split("###", 1)[1], quoted
