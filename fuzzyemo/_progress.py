@@ -23,7 +23,7 @@ class Reporter:
 
     def __init__(self, description: str, total: int | None, *, unit: str = "",
                  enabled: bool = True, console: Any = None, transient: bool = True,
-                 field_format: str | None = None) -> None:
+                 field_format: str | None = None, auto_lines: bool = True) -> None:
         from rich.console import Console
 
         self.description = description
@@ -42,6 +42,9 @@ class Reporter:
         self._last_tenth = 0
         self._transient = transient
         self.lines = not self.console.is_terminal  # plain lines instead of a bar
+        # Off a terminal, a line every tenth (and every LINE_EVERY_S); auto_lines=False leaves
+        # the lines to the caller's line() (training prints one per logged step).
+        self.auto_lines = auto_lines
 
     # -- context -----------------------------------------------------------------
     def __enter__(self) -> Reporter:
@@ -91,11 +94,18 @@ class Reporter:
             self._bar.update(self._task, completed=self.completed, total=self.total,
                              text=self._field_text())
             return
+        if not self.auto_lines:
+            return
         now = time.perf_counter()
         tenth = 10 * self.completed // self.total if self.total else 0
         if tenth > self._last_tenth or now - self._last_line >= LINE_EVERY_S:
-            self._last_tenth = max(tenth, self._last_tenth)
             self._line(now)
+
+    def line(self, **fields: Any) -> None:
+        """Print the status line now (off a terminal only; a bar shows it already)."""
+        self.fields.update(fields)
+        if self.enabled and self.lines and self._bar is None:
+            self._line()
 
     def description_is(self, text: str) -> None:
         """Change the description (e.g. the file being worked on)."""
@@ -115,6 +125,8 @@ class Reporter:
     def _line(self, now: float | None = None) -> None:
         now = time.perf_counter() if now is None else now
         self._last_line = now
+        if self.total:
+            self._last_tenth = max(self._last_tenth, 10 * self.completed // self.total)
         elapsed = max(now - self._start, 1e-9)
         rate = self.completed / elapsed
         unit = f" {self.unit}" if self.unit else ""

@@ -22,6 +22,11 @@ _EXPORTS = {
     "evaluate_model": "evaluate",
     "run_experiment": "experiments",
     "REGIONS": "graph",
+    "FuzzyInference": "fuzzy",
+    "rules_dict": "fuzzy",
+    "Predictor": "predict",
+    "DeployedModel": "predict",
+    "class_partition": "data",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -26,23 +26,38 @@ def write_card(run_dir: str | os.PathLike) -> Path:
     tr = _load(run / "train.json")
     ev = _load(run / "evaluation.json")
     ds = tr.get("data_summary", {})
-    enc = {"stgcn": "spatio-temporal (gated temporal conv + region-graph message passing)",
+    spatial = {"views": "message passing across the task's views (Eq. 4)",
+               "regions": "message passing over facial regions (ours)",
+               "none": "no message passing"}.get(cfg.get("spatial"), cfg.get("spatial"))
+    enc = {"stgcn": "spatio-temporal: " + ("gated temporal conv, " if cfg.get("temporal")
+                                           else "no temporal conv, ") + spatial,
            "plain": "plain per-frame MLP (no spatio-temporal module)",
            "conv4": "Conv4 image backbone"}.get(cfg.get("encoder"), cfg.get("encoder"))
     method = {"maml": "bi-level (MAML-style, Eqs. 6-7)" + (
         ", first-order" if cfg.get("first_order") else ", second-order"),
+        "anil": "ANIL (inner loop on the output layer only)",
+        "reptile": "Reptile (first-order)",
         "protonet": "ProtoNet (prototype distances, no inner loop)",
-        "single": "single-level training (no bi-level optimisation)"}.get(cfg.get("method"))
+        "supervised": "supervised 18-class training, fine-tuned on the support set "
+                      "(no bi-level optimisation)"}.get(cfg.get("method"))
+    fuzzy = {"learned": "F(Z): learned projection to the 12 components -> differentiable "
+                        "FCIS/FKIS (rules.json)",
+             "precomputed": "the input's precomputed engine scores (baseline)",
+             "none": "off"}.get(cfg.get("fuzzy"), cfg.get("fuzzy"))
     lines = [
         "# Model card: ST-F2M run", "",
         "## Model", "",
         "f = h ∘ F ∘ g (ST-F2M, Section IV of the paper; see docs/model.md).", "",
         f"- encoder g: {enc}; hidden {cfg.get('hidden')}, temporal kernel {cfg.get('kernel')}, "
         f"{cfg.get('blocks')} block(s)",
-        f"- fuzzy layer F: {'on' if cfg.get('fuzzy') else 'off'}"
-        + (f" (source: {cfg.get('fuzzy_source')}, memberships: {cfg.get('fuzzy_memberships')}, "
-           f"lambda1={cfg.get('lambda_fcis') or 'rule base'}, "
-           f"lambda2={cfg.get('lambda_fkis') or 'rule base'})" if cfg.get("fuzzy") else ""),
+        f"- fuzzy layer F: {fuzzy}"
+        + (f" (lambda1={cfg.get('lambda_fcis') or 'rule base'}, "
+           f"lambda2={cfg.get('lambda_fkis') or 'rule base'})" if cfg.get("fuzzy") != "none"
+           else ""),
+        f"- inputs: landmarks {ds.get('landmarks', '?')} ({ds.get('points', '?')} points"
+        f"{', scheme ' + str(ds.get('scheme')) if ds.get('scheme') else ''}), components "
+        f"{'on' if cfg.get('use_components') else 'off'}, positions "
+        f"{'on' if cfg.get('positions') else 'off'}",
         f"- optimisation: {method}; alpha={cfg.get('alpha')}, beta={cfg.get('beta')}, "
         f"inner steps {cfg.get('inner_steps')} (test {cfg.get('inner_steps_test')}), "
         f"meta-batch {cfg.get('meta_batch')}, {cfg.get('steps')} outer steps, seed {cfg.get('seed')}",
@@ -52,11 +67,15 @@ def write_card(run_dir: str | os.PathLike) -> Path:
         "## Data", "",
         f"- file: `{tr.get('data', '?')}` (sha256 `{(tr.get('data_sha256') or '?')[:16]}…`)",
         f"- {ds.get('frames', '?')} frames, {ds.get('views', '?')} views, "
-        f"{ds.get('windows', '?')} windows, {ds.get('landmarks', '?')} landmarks "
-        f"(region graph from {ds.get('graph', '?')}), "
-        f"{ds.get('modality_columns', 0)} extra modality column(s)",
+        f"{ds.get('windows', '?')} windows, {ds.get('modality_columns', 0)} extra modality "
+        "column(s)",
         f"- meta-train/meta-test: subject-independent splits (test split: "
-        f"{cfg.get('test_split') or 'auto'}); sampling unit: {tr.get('sample_unit', '?')}", "",
+        f"{cfg.get('test_split') or 'auto'}), classes {tr.get('class_split', '?')}; "
+        f"sampling unit: {tr.get('sample_unit', '?')}",
+        f"- meta-train classes: {', '.join(tr.get('train_classes', [])) or '?'}",
+        f"- meta-test classes: {', '.join(tr.get('test_classes', [])) or '?'}",
+        f"- reference support for `fuzzyemo predict`: "
+        f"{', '.join(tr.get('support_classes', [])) or '?'}", "",
         "## Training", "",
         f"- device {tr.get('device', '?')}, {tr.get('steps', '?')} steps in "
         f"{tr.get('seconds', '?')} s ({tr.get('steps_per_second', '?')} steps/s), torch "
@@ -83,9 +102,12 @@ def write_card(run_dir: str | os.PathLike) -> Path:
         "- Research on few-shot fine-grained emotion recognition from facial landmarks. Not "
         "for decisions about people: labels are rule-derived emotion *expressions*, not felt "
         "emotions.",
-        "- DISFA-FER / WFLW-FER labels are produced by the same fuzzy rule base whose outputs "
-        "the fuzzy layer F feeds to the classifier, so with F on the task is partly circular; "
-        "compare with the `--no-fuzzy` ablation to see what the landmarks alone carry.",
+        "- DISFA-FER / WFLW-FER labels are produced by the same fuzzy rule base that the "
+        "fuzzy layer F embeds, from the same 12 components the model may read, so with F or "
+        "the components on the task is partly circular; compare with the `--no-fuzzy` "
+        "ablation (landmarks only) to see what the landmarks alone carry.",
+        "- Predictions choose among the reference support's classes (neutral included); "
+        "they are never 'unknown' for a frame with a face.",
         "- Subject-independent evaluation only within the dataset's own population.", "",
     ]
     return atomic_write_text(run / "MODEL_CARD.md", "\n".join(lines))

@@ -1,13 +1,17 @@
 """Evaluation over many meta-test episodes (Table III style) and the confusion figures.
 
-For every episode the model adapts on the support set (``inner_steps_test`` first-order
-steps; ProtoNet: prototypes) and labels the query windows; task-local predictions are
-mapped back to the 18 global classes. Reported, each as mean +- 95% CI half-width
-(1.96 standard errors over episodes):
+Episodes are drawn from the meta-test split over the run's meta-test classes (recorded
+in ``train.json``; disjoint from its meta-train classes by default). For every episode
+the model adapts on the support set (:func:`stf2m_model.meta.adapt_for_test`) and labels
+the query windows; task-local predictions are mapped back to the 18 global classes.
+Reported for one model, each as mean +- 95% CI half-width (1.96 standard errors over
+episodes; experiments report the spread across seeds instead):
 
 - ``classes18``: accuracy and macro recall over the task's classes;
 - ``emotions6``: the same after collapsing classes to their emotion (a prediction of
-  ``anger_low`` for ``anger_high`` counts as right), macro over the emotions present.
+  ``anger_low`` for ``anger_high`` counts as right), macro over the emotions present;
+- ``query_loss``: the query cross-entropy after adaptation (the lambda search's fitness:
+  unlike accuracy it still ranks models whose accuracy is at its ceiling).
 
 With balanced query sets (q_query per class) the 18-class macro recall of an episode
 equals its accuracy; the pooled per-class recall (``per_class_recall``) and the 6-emotion
@@ -30,9 +34,9 @@ from fuzzyemo._vocab import CLASS_NAMES, EMOTIONS
 
 from ._io import atomic_write_text
 from .config import Config
-from .data import Corruption, EpisodeSampler, FrameData, read_parquet
-from .meta import params_of, predict
-from .train import load_run, resolve_device, setup_torch, to_batch
+from .data import Corruption, EpisodeSampler, FrameData, class_partition, read_parquet
+from .meta import params_of, test_logits
+from .train import load_run, recorded_partition, resolve_device, setup_torch, to_batch
 
 N_CLASSES = len(CLASS_NAMES)
 EVAL_SEED = 20_241_119  # fixed: every model is compared on the same test episodes
@@ -59,23 +63,40 @@ def _episode_scores(true: np.ndarray, pred: np.ndarray, n: int) -> tuple[np.ndar
 
 def evaluate_model(model, config: Config, data: FrameData, episodes: int | None = None,
                    device: torch.device | None = None, seed: int = EVAL_SEED,
-                   chunk: int = 50, progress: Callable[[int, int], None] | None = None
-                   ) -> dict[str, Any]:
-    """Metrics of a trained model on the meta-test split of ``data``; ``progress(done,
-    total)`` is called after every chunk of episodes."""
+                   chunk: int = 50, partition: dict | None = None, split: str = "test",
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Metrics of a trained model on the meta-test split of ``data``.
+
+    ``partition`` is the run's recorded class partition (its meta-test classes are used;
+    ``split="val"`` with meta-train classes is the lambda search's fitness); None draws it
+    from the config as training does. ``progress(done, total)`` is called after every chunk
+    of episodes.
+    """
     device = device or torch.device("cpu")
     episodes = config.eval_episodes if episodes is None else episodes
-    test_w = data.split_windows("test")
-    sampler = EpisodeSampler(data, test_w, config, seed=seed)
+    part = class_partition(data, config, partition)
+    classes = part["test"] if split == "test" else part["train"]
+    windows = data.split_windows(split)
+    if split == "val" and len(windows) == 0:  # no validation split: in-sample meta-train
+        windows = data.split_windows("train")
+    sampler = EpisodeSampler(data, windows, config, classes, part["unit"], seed=seed)
     params = {k: v.detach() for k, v in params_of(model).items()}
-    true_all, pred_all = [], []
+    true_all, pred_all, losses = [], [], []
     done = 0
+
+    def episode_logits(s, y, q):
+        return test_logits(model, params, s, y, q, config.n_way, config)
+
     while done < episodes:
         n = min(chunk, episodes - done)
         ep = sampler.sample(n)
-        xs, ys, xq, _ = to_batch(data, ep, device)
+        xs, ys, xq, yq = to_batch(data, ep, device)
         with torch.no_grad():
-            local = predict(model, params, xs, ys, xq, config).cpu().numpy()
+            logits = torch.vmap(episode_logits)(xs, ys, xq)          # (n, Q, N)
+            ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), yq,
+                                                   reduction="none").mean(1)
+        local = logits.argmax(-1).cpu().numpy()
+        losses.append(ce.cpu().numpy())
         rows = np.arange(n)[:, None]
         true_all.append(ep.classes[rows, ep.query_y])
         pred_all.append(ep.classes[rows, local])
@@ -96,6 +117,7 @@ def evaluate_model(model, config: Config, data: FrameData, episodes: int | None 
         "q_query": config.q_query, "method": config.method, "sample_unit": sampler.unit,
         "test_classes": [CLASS_NAMES[c] for c in sampler.classes],
         "classes18": {"accuracy": _ci(acc), "recall_macro": _ci(rec)},
+        "query_loss": _ci(np.concatenate(losses)),
         "emotions6": {"accuracy": _ci(eacc), "recall_macro": _ci(erec)},
         "chance_accuracy": 1.0 / config.n_way,
         "per_class_recall": {CLASS_NAMES[i]: float(r) for i, r in enumerate(per_class)
@@ -151,7 +173,8 @@ def evaluate(run_dir: str | os.PathLike, data_path: str | os.PathLike,
     setup_torch(config)
     df = frame if frame is not None else read_parquet(data_path)
     data = FrameData.build(df, config, prep=prep, corruption=corruption, source=str(data_path))
-    metrics = evaluate_model(model, config, data, episodes, dev, progress=progress)
+    metrics = evaluate_model(model, config, data, episodes, dev,
+                             partition=recorded_partition(run), progress=progress)
     metrics["data"] = str(data_path)
     metrics["corruption"] = (corruption or Corruption()).__dict__
     if figures:

@@ -1,6 +1,9 @@
-"""The facial-region graph of the spatial convolution (the adjacency A of Eq. 4).
+"""The facial-region graph: an option of ours for the spatial convolution (``spatial: regions``).
 
-Nodes are 8 facial regions; every landmark of the layout belongs to exactly one region:
+The paper's Eq. 4 passes messages between the views of a task (``spatial: views``, the
+default; :class:`stf2m_model.model.ViewGraphConv`). This module gives the alternative, a
+fixed graph over facial regions inside each frame. Nodes are 8 facial regions; every
+landmark point belongs to exactly one region:
 
     0 left_brow   1 right_brow   2 left_eye   3 right_eye
     4 nose        5 upper_mouth  6 lower_mouth  7 jaw
@@ -11,10 +14,11 @@ crest), each brow with its eye and with the nose root (procerus), each eye with 
 and with the jaw line (cheek), the nose with the upper lip (levator labii, nostril
 flare), the two lips, and the lower lip with the jaw (mentalis, jaw drop).
 
-When the landmark count matches a shipped landmark scheme (66 DISFA, 68 iBUG, 98 WFLW,
-478 MediaPipe), each landmark goes to the region of the nearest named anatomical point
-in the scheme's neutral template. For any other layout the landmarks are clustered
-(k-means on the mean face) into 8 regions joined by their 3 nearest neighbours.
+Named anatomical points (the default input, ``landmarks: named``) have their region in
+:data:`POINT_REGION`. With ``landmarks: raw`` and a landmark count of a shipped scheme (66
+DISFA, 68 iBUG, 98 WFLW, 478 MediaPipe), each landmark goes to the region of the nearest
+named point on the scheme's neutral template; for any other count the landmarks are
+clustered (k-means on the mean face) into 8 regions joined by their 3 nearest neighbours.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ EDGES: tuple[tuple[str, str], ...] = (
     ("nose", "upper_mouth"), ("upper_mouth", "lower_mouth"), ("lower_mouth", "jaw"),
 )
 # Named anatomical points (fuzzyemo landmark vocabulary) -> region.
-_POINT_REGION = {
+POINT_REGION = {
     "left_brow_inner": 0, "left_brow_centre": 0, "left_brow_outer": 0,
     "right_brow_inner": 1, "right_brow_centre": 1, "right_brow_outer": 1,
     "left_eye_inner": 2, "left_eye_outer": 2, "left_eye_top": 2, "left_eye_bottom": 2,
@@ -79,9 +83,9 @@ def region_assignment(n_points: int, mean_face: np.ndarray | None = None, seed: 
             tpl = np.asarray(scheme.template, dtype=float)[:, :2]
             anchors, regions = [], []
             for point, idx in scheme.points.items():
-                if point in _POINT_REGION:
+                if point in POINT_REGION:
                     anchors.append(tpl[list(idx)].mean(0))
-                    regions.append(_POINT_REGION[point])
+                    regions.append(POINT_REGION[point])
             anchors_a = np.asarray(anchors)
             d = ((tpl[:, None, :] - anchors_a[None]) ** 2).sum(-1)
             assign = np.asarray(regions)[d.argmin(1)]

@@ -1,11 +1,17 @@
 """Generated DISFA-FER / WFLW-FER-shaped tables for the stf2m_model tests.
 
-Every frame's 12 component measurements come from one of the paper's Table II codings
-(scaled, with noise), or from a neutral face; the rule engine labels them, exactly as
-the dataset builders do, and the landmarks are a neutral template deformed by the
-components (each component moves the points of its facial region in a fixed direction),
-plus a per-subject face shape, head pose and noise. So the labels are learnable both from
-the fuzzy columns and from the landmarks alone.
+Every frame's 12 component measurements come from a prototype coding (scaled, with
+noise), or from a neutral face; the rule engine labels them, exactly as the dataset
+builders do, and the landmarks are a neutral template deformed by the components (each
+component moves the points of its facial region in a fixed direction), plus a per-subject
+face shape, head pose and noise. So the labels are learnable both from the fuzzy columns
+and from the landmarks alone. Prototypes: by default one coding per class, a rule of the
+default rule base whose own coding the engine labels with that class (so every class
+occurs); ``prototypes="table2"`` uses the paper's 10 Table II codings the engine labels.
+
+The landmark "physics" (which points a component moves, and how) is drawn from ``seed``:
+tables of other seeds are other worlds. New subjects of the same world are the extra
+subjects of a larger table with the same seed.
 """
 
 from __future__ import annotations
@@ -18,6 +24,21 @@ import pandas as pd
 from fuzzyemo import COMPONENTS, RuleBase, parse_coding
 from fuzzyemo._table import results_frame
 
+# A tiny ST-F2M run for CLI tests: seconds, not minutes.
+TINY_TRAIN_CONFIG = """\
+window: 8
+stride: 4
+n_way: 4
+k_shot: 2
+q_query: 2
+hidden: 8
+steps: 6
+checkpoint_every: 3
+log_every: 3
+eval_episodes: 12
+inner_steps_test: 2
+"""
+
 TABLE_II = {
     "anger_high": "0010010(-1)(-1)(-1)(-1)(-1)", "anger_medium": "(-1)0(-1)000101011",
     "happiness_high": "110110100111", "happiness_medium": "011011000(-1)00",
@@ -26,6 +47,29 @@ TABLE_II = {
     "sadness_medium": "(-1)(-1)0001000(-1)00", "surprise_low": "000110000011",
 }
 PROTOTYPES = np.array([parse_coding(c) for c in TABLE_II.values()], dtype=float)
+_RULE_PROTOTYPES: np.ndarray | None = None
+
+
+def rule_prototypes() -> np.ndarray:
+    """One coding per class: the first rule whose own coding the engine labels its class."""
+    global _RULE_PROTOTYPES
+    if _RULE_PROTOTYPES is None:
+        rb = RuleBase.default("paper")  # the profile the generated tables are labelled with
+        engine = rb.compile()
+        found: dict[str, np.ndarray] = {}
+        for rule in rb.rules:
+            x = np.zeros(len(COMPONENTS))
+            for comp, code in rule.conditions:
+                x[COMPONENTS.index(comp)] = code
+            want = f"{rule.emotion}_{rule.then}"
+            if want not in found and engine.evaluate(x[None]).labels[0] == want:
+                found[want] = x
+        _RULE_PROTOTYPES = np.array([found[k] for k in sorted(found)])
+    return _RULE_PROTOTYPES
+
+
+def _prototypes(kind: str) -> np.ndarray:
+    return PROTOTYPES if kind == "table2" else rule_prototypes()
 
 
 def _template(k: int, rng: np.random.Generator) -> np.ndarray:
@@ -64,7 +108,8 @@ def _landmarks(comps: np.ndarray, subject_ids: np.ndarray, k: int, seed: int) ->
     return np.stack([x * sc + shift[subject_ids, :1], y * sc + shift[subject_ids, 1:]], -1)
 
 
-def _segments(rng: np.random.Generator, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def _segments(rng: np.random.Generator, n_frames: int, protos: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Component measurements for one video: expression segments between neutral ones."""
     rows, seg = [], []
     s = 0
@@ -74,7 +119,7 @@ def _segments(rng: np.random.Generator, n_frames: int) -> tuple[np.ndarray, np.n
             rows.append(rng.normal(0, 0.03, (ln, 12)))
         else:
             ln = int(rng.integers(10, 24))
-            p = PROTOTYPES[rng.integers(len(PROTOTYPES))]
+            p = protos[rng.integers(len(protos))]
             amp = rng.uniform(0.8, 1.0) * np.minimum(1, np.linspace(0.6, 1.6, ln))[:, None]
             rows.append(p[None] * amp + rng.normal(0, 0.06, (ln, 12)))
         seg.append(np.full(ln, s))
@@ -83,12 +128,21 @@ def _segments(rng: np.random.Generator, n_frames: int) -> tuple[np.ndarray, np.n
 
 
 def disfa_like(n_subjects: int = 10, n_frames: int = 200, seed: int = 0, k: int = 66,
-               unknown_rate: float = 0.02, text_dims: int = 0) -> pd.DataFrame:
-    """One row per frame, sorted by (subject, frame), with the DISFA-FER columns."""
+               unknown_rate: float = 0.02, text_dims: int = 0, prototypes: str = "rules",
+               time_locked: bool = False) -> pd.DataFrame:
+    """One row per frame, sorted by (subject, frame), with the DISFA-FER columns.
+
+    ``time_locked``: every subject shows the same expression sequence at the same frames
+    (as DISFA's subjects, who all watched one stimulus video), plus their own noise.
+    """
     rng = np.random.default_rng(seed)
+    protos = _prototypes(prototypes)
     comps, subj = [], []
+    shared = _segments(np.random.default_rng(seed + 1), n_frames, protos)[0]
     for i in range(n_subjects):
-        c, _ = _segments(rng, n_frames)
+        c, _ = _segments(rng, n_frames, protos)
+        if time_locked:
+            c = np.clip(shared + rng.normal(0, 0.03, shared.shape), -1, 1)
         comps.append(c)
         subj.append(np.full(n_frames, i))
     x = np.concatenate(comps)
@@ -116,10 +170,12 @@ def disfa_like(n_subjects: int = 10, n_frames: int = 200, seed: int = 0, k: int 
     return df
 
 
-def wflw_like(n_faces: int = 600, seed: int = 0, k: int = 98) -> pd.DataFrame:
+def wflw_like(n_faces: int = 600, seed: int = 0, k: int = 98, prototypes: str = "rules"
+              ) -> pd.DataFrame:
     """One row per face (length-1 sequences), train/test split by image."""
     rng = np.random.default_rng(seed)
-    p = PROTOTYPES[rng.integers(len(PROTOTYPES), size=n_faces)]
+    protos = _prototypes(prototypes)
+    p = protos[rng.integers(len(protos), size=n_faces)]
     x = np.clip(p * rng.uniform(0.8, 1.0, (n_faces, 1)) + rng.normal(0, 0.06, p.shape), -1, 1)
     lm = _landmarks(x, np.arange(n_faces), k, seed)
     res = RuleBase.default("paper").compile().evaluate(x)  # Table II codings: the paper profile
@@ -132,5 +188,8 @@ def wflw_like(n_faces: int = 600, seed: int = 0, k: int = 98) -> pd.DataFrame:
 
 
 def write(df: pd.DataFrame, path: Path) -> Path:
-    df.to_parquet(path, index=False)
-    return path
+    """Parquet with the provenance a builder records: the tables are labelled with the
+    ``paper`` profile, and the model's fuzzy layer follows the dataset's profile."""
+    from fuzzyemo._table import rulebase_metadata, write_table
+
+    return write_table(df, path, metadata=rulebase_metadata(RuleBase.default("paper")))

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from stf2m_fixtures import TINY_TRAIN_CONFIG
 from typer.testing import CliRunner
 
 from fuzzyemo.cli import app
@@ -37,20 +38,7 @@ HERE = Path(__file__).resolve().parent / "bad_inputs"
 CORPUS = yaml.safe_load((HERE / "corpus.yaml").read_text())
 runner = CliRunner()
 
-# A tiny ST-F2M run (tests/test_stf2m_cli.py's settings): seconds, not minutes.
-TRAIN_CONFIG = """\
-window: 8
-stride: 4
-n_way: 4
-k_shot: 2
-q_query: 2
-hidden: 8
-steps: 6
-checkpoint_every: 3
-log_every: 3
-eval_episodes: 12
-inner_steps_test: 2
-"""
+TRAIN_CONFIG = TINY_TRAIN_CONFIG  # a tiny ST-F2M run: seconds, not minutes
 
 
 def test_the_corpus_is_well_formed():

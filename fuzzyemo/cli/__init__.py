@@ -25,6 +25,8 @@ app.command()(_annotate.annotate)
 app.command()(_train.train)
 app.command()(_train.evaluate)
 app.command()(_train.experiment)
+app.command()(_train.predict)
+app.command()(_train.export)
 
 
 def _print_version(value: bool) -> None:
