@@ -7,6 +7,25 @@ import pytest
 from fuzzyemo._rulebase import copy_profile
 
 
+@pytest.fixture(scope="session")
+def astronaut():
+    """skimage's astronaut (public domain, RGB); in-sample for the rules (docs/validity.md)."""
+    pytest.importorskip("skimage", reason="scikit-image provides the astronaut face")
+    from face_fixtures import load_astronaut
+
+    return load_astronaut()
+
+
+@pytest.fixture(scope="session")
+def grace():
+    """matplotlib's grace_hopper.jpg (public domain, RGB); in-sample for the rules."""
+    cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed (comes with mediapipe)")
+    pytest.importorskip("matplotlib", reason="matplotlib provides grace_hopper.jpg")
+    from face_fixtures import load_grace
+
+    return load_grace(cv2)
+
+
 @pytest.fixture
 def rules_copy(tmp_path: Path) -> Path:
     """A private, editable, self-contained copy of the shipped ``paper`` profile (its rules

@@ -44,19 +44,6 @@ MP_TO_IBUG68 = [
 
 
 @pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    data = pytest.importorskip("skimage.data", reason="scikit-image provides the astronaut face")
-    return np.ascontiguousarray(data.astronaut())
-
-
-@pytest.fixture(scope="module")
-def grace() -> np.ndarray:
-    cbook = pytest.importorskip("matplotlib.cbook", reason="matplotlib provides grace_hopper.jpg")
-    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-
-
-@pytest.fixture(scope="module")
 def faces(astronaut, grace):
     with FaceLandmarker("image") as lm:
         return {"astronaut": lm.detect(astronaut), "grace": lm.detect(grace),

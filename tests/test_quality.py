@@ -128,20 +128,10 @@ cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed (comes with med
 pytest.importorskip("skimage", reason="scikit-image provides the astronaut face")
 pytest.importorskip("matplotlib", reason="matplotlib provides grace_hopper.jpg")
 
-from face_fixtures import load_astronaut, load_grace, turn  # noqa: E402
+from face_fixtures import turn  # noqa: E402
 
 from fuzzyemo._mediapipe import FaceLandmarker, load_model  # noqa: E402
 from fuzzyemo._pose import canonical_face  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def grace():
-    return load_grace(cv2)
-
-
-@pytest.fixture(scope="module")
-def astronaut():
-    return load_astronaut()
 
 
 @pytest.fixture(scope="module")
