@@ -92,7 +92,7 @@ def workload(kind: str, n: int, compiled: dict[str, Any], seed: int = 0) -> np.n
     named = np.zeros((len(rules), 12), dtype=bool)
     for i, r in enumerate(rules):
         for c, v in r["when"].items():
-            if isinstance(v, list):  # hedged or repeated conditions (SPEC section 4, rev. 2)
+            if isinstance(v, list):  # hedged or repeated conditions (docs/exports.md)
                 v = next((o["code"] for o in v if o["code"] is not None), 0)
             antecedents[i, names.index(c)] = v
             named[i, names.index(c)] = True

@@ -92,7 +92,7 @@ GRID = np.linspace(-1.0, 1.0, 4001)  # step 5e-4: every knot of a 2-decimal para
 
 
 def condition_values(rulebase: RuleBase, cond: Condition, x: np.ndarray = GRID) -> np.ndarray:
-    """A condition's membership, hedges applied (SPEC 3.2), at the measurements ``x``."""
+    """A condition's membership, hedges applied (docs/semantics.md), at the measurements ``x``."""
     mu = np.asarray(rulebase.component_mf(cond.component, cond.code)(x), dtype=float)
     return apply_hedges(cond.hedges, mu.copy())
 

@@ -36,6 +36,8 @@ from ._vocab import COMPONENT_TERMS, COMPONENTS, EMOTIONS, INTENSITIES
 from ._yaml import Positions, load_yaml, position, top_level_problem
 
 DONT_CARE = "*"
+RULEBASE_FORMAT = "fuzzyemo-rulebase/1"  # SPEC section 4
+RULEBASE_FORMAT_HEDGES = "fuzzyemo-rulebase/1+hedges"  # ours: conditions as lists (docs/exports.md)
 _CODING_TOKEN = re.compile(r"\s*(\(-1\)|-1|0|1|\*)")
 _SENTENCE_PART = re.compile(r"^\s*([A-Za-z_]+)\s+is\s+([A-Za-z_]+(?:\s+[A-Za-z_]+)*)\s*$")
 
@@ -251,10 +253,17 @@ class RuleBase:
 
     # -- export ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC section 4 compiled form (``fuzzyemo-rulebase/1``), lambdas applied."""
+        """The SPEC section 4 compiled form (``fuzzyemo-rulebase/1``), lambdas applied.
+
+        A rule base with a hedged or repeated condition cannot be written in SPEC's form
+        (``when`` maps a component to one code), so it declares ``fuzzyemo-rulebase/1+hedges``
+        (docs/exports.md): a reader of plain SPEC JSON then refuses it by its format instead
+        of misreading a condition list."""
         o = self.options
+        hedged = any(isinstance(v, list) for e in self.emotions for r in e.rules
+                     for v in when_dict(r).values())
         return {
-            "format": "fuzzyemo-rulebase/1",
+            "format": RULEBASE_FORMAT_HEDGES if hedged else RULEBASE_FORMAT,
             "rules_sha256": self.sha256,
             "engine": {"tnorm": o.tnorm, "implication": o.implication,
                        "aggregation": o.aggregation, "defuzzifier": o.defuzzifier,

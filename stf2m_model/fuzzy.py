@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from fuzzyemo._errors import InputError
+from fuzzyemo._rulebase import RULEBASE_FORMAT, RULEBASE_FORMAT_HEDGES
 from fuzzyemo._vocab import COMPONENTS, EMOTIONS, INTENSITIES, MAX_TERMS
 
 N_COMP = len(COMPONENTS)
@@ -152,6 +153,9 @@ def compile_rules(spec: Mapping[str, Any]) -> CompiledRules:
     if not isinstance(spec, Mapping) or "components" not in spec or "emotions" not in spec:
         raise InputError("rules: expected the compiled rule base (RuleBase.to_dict(), "
                          "'fuzzyemo rules export --format json')")
+    if spec.get("format", RULEBASE_FORMAT) not in (RULEBASE_FORMAT, RULEBASE_FORMAT_HEDGES):
+        raise InputError(f"rules: format {spec.get('format')!r} is not {RULEBASE_FORMAT!r} "
+                         f"or {RULEBASE_FORMAT_HEDGES!r}")
     engine = spec.get("engine", {})
     tnorm, implication = engine.get("tnorm", "min"), engine.get("implication", "min")
     if tnorm not in ("min", "product") or implication not in ("min", "product"):

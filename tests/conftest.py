@@ -33,7 +33,7 @@ def rules_copy(tmp_path: Path) -> Path:
     return copy_profile("paper", tmp_path / "rules")
 
 
-# Hedged rules appended to a copy of the paper profile (SPEC 3.2 rev. 2): every hedge, a
+# Hedged rules appended to a copy of the paper profile (docs/semantics.md: our extension of SPEC 3.2): every hedge, a
 # component named twice, 'any', in both the `when:` and the `if:` syntax.
 HEDGED_RULES = {
     "happiness": """

@@ -248,7 +248,8 @@ def test_rules_export_json(tmp_path):
     result = run("rules", "export", "--format", "json", "-o", out, "--lambda-fcis", "0.6")
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert data["format"] == "fuzzyemo-rulebase/1" and data["lambda_fcis"] == 0.6
+    # The default profile (facs) grades with hedges: SPEC's form plus condition lists.
+    assert data["format"] == "fuzzyemo-rulebase/1+hedges" and data["lambda_fcis"] == 0.6
     assert_one_line_error(run("rules", "export", "--format", "xml"), "--format")
 
 

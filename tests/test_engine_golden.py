@@ -430,7 +430,7 @@ def test_strongest_emotion_beats_a_weak_one_on_a_core(tmp_path: Path, medium: li
 
 
 # ============================================================================ case 11
-# Linguistic hedges (SPEC 3.2 rev. 2), by hand, in the style of pyfuzzylite's hedge tests:
+# Linguistic hedges (docs/semantics.md: our extension of SPEC 3.2), by hand, in the style of pyfuzzylite's hedge tests:
 # a membership m and each hedge's value (fuzzylite's definitions), exact decimals or roots.
 #   m     any  not   seldom                  somewhat                very    extremely
 HEDGE_TABLE = [

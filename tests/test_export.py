@@ -311,6 +311,19 @@ def test_fll_writes_hedges_natively(hedged_rulebase: RuleBase) -> None:
     assert "# happiness-h-low [*******0****]" in text
 
 
+def test_json_format_declares_hedges(rb: RuleBase, hedged_rulebase: RuleBase) -> None:
+    """SPEC section 4's ``when`` maps a component to one code; a rule base that needs a list
+    of hedged conditions says so in its format, so a plain SPEC reader refuses it by name."""
+    plain, hedged = rb.to_dict(), hedged_rulebase.to_dict()
+    assert plain["format"] == "fuzzyemo-rulebase/1"
+    assert all(isinstance(v, int) for e in plain["emotions"] for r in e["rules"]
+               for v in r["when"].values())
+    assert hedged["format"] == "fuzzyemo-rulebase/1+hedges"
+    assert any(isinstance(v, list) for e in hedged["emotions"] for r in e["rules"]
+               for v in r["when"].values())
+    assert RuleBase.load("facs").to_dict()["format"] == "fuzzyemo-rulebase/1+hedges"
+
+
 def _near_hedged(rb: RuleBase, per_rule: int, seed: int) -> np.ndarray:
     """Rows centred on the hedged rules' codes (so they fire, at partial strengths)."""
     rng = np.random.default_rng(seed)

@@ -45,7 +45,7 @@ def _mf(kind: str, params: list[float], x: np.ndarray) -> np.ndarray:
     raise AssertionError(f"peer does not know membership function {kind!r}")
 
 
-# Linguistic hedges (SPEC 3.2 rev. 2), written here from their definitions (fuzzylite's),
+# Linguistic hedges (docs/semantics.md: our extension of SPEC 3.2), written here from their definitions (fuzzylite's),
 # independently of fuzzyemo._hedges.
 PEER_HEDGES = {
     "not": lambda m: 1.0 - m,
@@ -481,7 +481,7 @@ def test_nan_rows_are_unknown(shipped: RuleBase) -> None:
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("tnorm", ["min", "product"])
 def test_hedged_rulebase_agrees(hedged_rulebase: RuleBase, precision: str, tnorm: str) -> None:
-    """Hedged and repeated conditions (SPEC 3.2 rev. 2): the peer reads them from the JSON's
+    """Hedged and repeated conditions (docs/semantics.md: our extension of SPEC 3.2): the peer reads them from the JSON's
     list form and applies its own hedge functions; everything agrees as for plain rules."""
     rb = hedged_rulebase.with_options(tnorm=tnorm)
     compiled = rb.to_dict()

@@ -234,7 +234,7 @@ def test_engine_options_validated():
         RuleBase.default().with_options(lambda_fcis=0)
 
 
-# ------------------------------------------------------------------ hedges (SPEC 3.2 rev. 2)
+# ------------------------------------------------------------------ hedges (docs/semantics.md: our extension of SPEC 3.2)
 def _terms(rules: Path, rule_id: str = "anger-test") -> list[tuple]:
     return [tuple(c) for c in next(r for r in RuleBase.load(rules).rules if r.id == rule_id).terms]
 

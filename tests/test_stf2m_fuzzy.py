@@ -287,4 +287,8 @@ def test_bad_rule_dicts_are_one_line_errors():
         FuzzyInference(bad)
     with pytest.raises(InputError, match="compiled rule base"):
         FuzzyInference({"rules": []})
+    bad = copy.deepcopy(spec)
+    bad["format"] = "fuzzyemo-rulebase/2"
+    with pytest.raises(InputError, match="format 'fuzzyemo-rulebase/2' is not"):
+        FuzzyInference(bad)
     assert [e for e in EMOTIONS] == [e["name"] for e in spec["emotions"]]
