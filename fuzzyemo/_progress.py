@@ -15,6 +15,23 @@ from typing import Any
 LINE_EVERY_S = 60.0  # off a terminal: a line at least this often while work goes on
 
 
+def rich_bar(*extra_columns: Any, console: Any, **progress_options: Any) -> Any:
+    """The project's one bar layout: description, bar, done/total, ``extra_columns``,
+    elapsed, time left (a ``rich.progress.Progress``, not started)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    *extra_columns, TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, **progress_options)
+
+
 class Reporter:
     """``with Reporter("inference", total, unit="rows") as bar: bar.advance(n)``.
 
@@ -50,23 +67,11 @@ class Reporter:
     def __enter__(self) -> Reporter:
         self._start = self._last_line = time.perf_counter()
         if self.enabled and not self.lines:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from rich.progress import TextColumn
 
-            columns: list[Any] = [TextColumn("{task.description}"), BarColumn(),
-                                  MofNCompleteColumn()]
-            if self.unit:
-                columns.append(TextColumn(self.unit))
-            if self.field_format:
-                columns.append(TextColumn("{task.fields[text]}"))
-            columns += [TimeElapsedColumn(), TimeRemainingColumn()]
-            self._bar = Progress(*columns, console=self.console, transient=self._transient)
+            extra = ([TextColumn(self.unit)] if self.unit else []) \
+                + ([TextColumn("{task.fields[text]}")] if self.field_format else [])
+            self._bar = rich_bar(*extra, console=self.console, transient=self._transient)
             self._bar.__enter__()
             self._task = self._bar.add_task(self.description, total=self.total, text="")
         return self

@@ -323,6 +323,25 @@ def test_fsspec_urls(media, serial, tmp_path):
     assert (tmp_path / "one.parquet").read_bytes() == (d / "one.parquet").read_bytes()
 
 
+def test_progress_is_a_bar_on_a_terminal():
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    with RunProgress(2, 20, enabled=True, stream=stream) as bar:
+        bar.event(["start", 0, "host:1"])
+        bar.event(["frames", 0, 10])
+        bar.finished(0, 10, estimate=10)
+        bar.finished(1, 10, estimate=10)
+    out = stream.getvalue()
+    # The shared bar layout (fuzzyemo._progress.rich_bar) with the frames/s column; no lines.
+    assert "━" in out and "20/20" in out and "frames/s" in out and "annotate 2/2 sources" in out
+    assert "annotate: " not in out
+
+
 def test_progress_lines_when_stderr_is_not_a_terminal(media, capfd):
     import fuzzyemo
 

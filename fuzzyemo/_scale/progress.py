@@ -105,19 +105,13 @@ class RunProgress:
 
     def _rich_bar(self) -> Any:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import TextColumn
 
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[fps]:6.1f} frames/s"), TimeElapsedColumn(),
-                       TimeRemainingColumn(), console=Console(file=self.stream),
-                       transient=False, speed_estimate_period=10.0)
+        from .._progress import rich_bar
+
+        bar = rich_bar(TextColumn("{task.fields[fps]:6.1f} frames/s"),
+                       console=Console(file=self.stream), transient=False,
+                       speed_estimate_period=10.0)
         self._task = bar.add_task(self._describe(), total=max(self.frames_total, 1), fps=0.0)
         bar.start()
         return bar
