@@ -11,7 +11,8 @@ videos from public packages, every face labelled by looking, blind to fuzzyemo) 
 - face finding in group photos, and how many turned faces the quality check flags.
 
     python benchmarks/validity.py                    # dev split, the default `facs` rules
-    python benchmarks/validity.py --split heldout    # the part nobody tunes on
+    python benchmarks/validity.py --split heldout    # the part the rules were not designed on
+    python benchmarks/validity.py --split fresh      # stage 3: new people, measured once
     python benchmarks/validity.py --rules paper --json out.json --sheet faces.png
 
 Landmarking is cached per media file (``$FUZZYEMO_CACHE`` or ~/.cache/fuzzyemo/validity/
@@ -356,7 +357,7 @@ def report(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", default="dev", choices=("dev", "heldout", "all"))
+    ap.add_argument("--split", default="dev", choices=("dev", "heldout", "fresh", "all"))
     ap.add_argument("--rules", default="facs", help="profile name or rule directory")
     ap.add_argument("--refresh", action="store_true", help="landmark again (ignore the cache)")
     ap.add_argument("--smoothing", default=None, choices=("landmarks", "measurements"),

@@ -34,6 +34,11 @@ their own seeded draw:
 faces or video segments, any certainty) is shown by new groups on both sides, that both
 sides get at least one new group, and that 45-75% of the new groups go to dev.
 
+Third stage (``stage: 3``): media gathered after every rule, constant and held-out run of
+stages 1-2, to give one clean estimate.  Each new group goes to a third side, ``fresh``,
+that is measured with the shipped rules and never tuned on; a stage-3 item of a person
+already in stages 1-2 keeps that person's side.
+
     python benchmarks/validity/split.py          # recompute and compare with corpus.yaml
 """
 
@@ -166,12 +171,20 @@ def choose_stage2(media, stage1_side, dev_p: float = DEV_P):
     raise RuntimeError("no acceptable stage-2 split found")
 
 
+def split_stage3(media, earlier_side):
+    """``{group: side}`` for stage-3 media: every new group is ``fresh``; a person already in
+    stages 1-2 keeps that side (the fresh part holds only people nobody has tuned on)."""
+    return {m["group"]: earlier_side.get(m["group"], "fresh")
+            for m in media if stage_of(m) == 3}
+
+
 def split_all(media):
-    """``(seed1, seed2, {group: side})`` for the whole corpus, both stages."""
+    """``(seed1, seed2, {group: side})`` for the whole corpus, all stages."""
     stage1 = [m for m in media if stage_of(m) == 1]
     seed1, side1 = choose(stage1)
     seed2, side2 = choose_stage2(media, side1)
-    return seed1, seed2, {**side1, **side2}
+    side = {**side1, **side2}
+    return seed1, seed2, {**side, **split_stage3(media, side)}
 
 
 def main() -> int:
@@ -189,12 +202,14 @@ def main() -> int:
         return 1
     n1 = {m["group"] for m in media if stage_of(m) == 1}
     n2 = {m["group"] for m in media if stage_of(m) == 2} - n1
+    n3 = {m["group"] for m in media if stage_of(m) == 3} - n1 - n2
     print(
         f"split matches the rule: stage 1 seed {seed}, "
         f"{sum(side[g] == 'dev' for g in n1)} dev groups, "
         f"{sum(side[g] == 'heldout' for g in n1)} heldout groups; stage 2 seed {seed2}, "
         f"{sum(side[g] == 'dev' for g in n2)} new dev groups, "
-        f"{sum(side[g] == 'heldout' for g in n2)} new heldout groups"
+        f"{sum(side[g] == 'heldout' for g in n2)} new heldout groups; stage 3 "
+        f"{sum(side[g] == 'fresh' for g in n3)} fresh groups"
     )
     return 0
 
