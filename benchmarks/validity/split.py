@@ -36,8 +36,8 @@ sides get at least one new group, and that 45-75% of the new groups go to dev.
 
 Third stage (``stage: 3``): media gathered after every rule, constant and held-out run of
 stages 1-2, to give one clean estimate.  Each new group goes to a third side, ``fresh``,
-that is measured with the shipped rules and never tuned on; a stage-3 item of a person
-already in stages 1-2 keeps that person's side.
+that is measured with the shipped rules and never tuned on.  Stage-3 groups must be new
+people or sources (media of a person already in stages 1-2 were left out).
 
     python benchmarks/validity/split.py          # recompute and compare with corpus.yaml
 """
@@ -172,10 +172,12 @@ def choose_stage2(media, stage1_side, dev_p: float = DEV_P):
 
 
 def split_stage3(media, earlier_side):
-    """``{group: side}`` for stage-3 media: every new group is ``fresh``; a person already in
-    stages 1-2 keeps that side (the fresh part holds only people nobody has tuned on)."""
-    return {m["group"]: earlier_side.get(m["group"], "fresh")
-            for m in media if stage_of(m) == 3}
+    """``{group: "fresh"}`` for stage-3 media. Their groups must be new: the fresh part holds
+    only people nobody has tuned on (a ValueError names any that is not)."""
+    old = sorted({m["group"] for m in media if stage_of(m) == 3} & set(earlier_side))
+    if old:
+        raise ValueError(f"stage-3 media of groups already in stages 1-2: {', '.join(old)}")
+    return {m["group"]: "fresh" for m in media if stage_of(m) == 3}
 
 
 def split_all(media):
