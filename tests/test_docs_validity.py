@@ -18,7 +18,7 @@ from fuzzyemo._vocab import COMPONENTS
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "docs" / "validity.md").read_text()
 RUNS = {name: json.loads((ROOT / "docs" / "validity" / f"{name}.json").read_text())
-        for name in ("dev", "heldout", "heldout-run1", "heldout-run2")}
+        for name in ("dev", "heldout", "heldout-run1", "heldout-run2", "fresh")}
 
 
 def table(heading: str) -> list[list[str]]:
@@ -45,9 +45,9 @@ def test_recorded_figures_are_of_the_shipped_rules_calibration_and_corpus():
     rb = RuleBase.default()
     cal = Calibration.load(rb.source)
     corpus = file_sha256(ROOT / "benchmarks" / "validity" / "corpus.yaml")
-    for name in ("dev", "heldout"):
+    for name in ("dev", "heldout", "fresh"):
         run = RUNS[name]
-        assert run["rules"] == "facs"
+        assert run["split"] == name and run["rules"] == "facs"
         assert run["rules_sha256"] == rb.sha256, \
             f"{name}: rules changed since docs/validity was measured: rerun benchmarks/validity.py"
         assert run["calibration_sha256"] == cal.sha256, f"{name}: calibration changed"
@@ -67,7 +67,8 @@ def test_targets_table():
 
 @pytest.mark.parametrize("heading, run, part", [
     ("Stills, dev (", "dev", "stills"), ("Stills, held-out (", "heldout", "stills"),
-    ("Video frames, dev (", "dev", "video"), ("Video frames, held-out (", "heldout", "video")])
+    ("Video frames, dev (", "dev", "video"), ("Video frames, held-out (", "heldout", "video"),
+    ("Stills, fresh (", "fresh", "stills"), ("Video frames, fresh (", "fresh", "video")])
 def test_confusion_tables(heading, run, part):
     res = RUNS[run][part]
     m = re.search(re.escape(heading) + r"([\d,]+) (?:faces|frames)[^,]*, agreement ([\d.]+)\)",
@@ -83,6 +84,35 @@ def test_confusion_tables(heading, run, part):
         row = body[truth]
         assert [int(v) for v in row[1:-1]] == [got.get(h, 0) for h in heads], truth
         assert close(row[-1], got.get(truth, 0) / sum(got.values()), 2)
+
+
+def test_fresh_targets_table_and_prose():
+    """The fresh part (stage 3, measured once): its targets table and the figures its
+    prose quotes are fresh.json's, and every fresh medium is stage 3 on the fresh side."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "validity"))
+    from fetch import load_manifest
+
+    rows = table("## Fresh faces")[1:]
+    keys = ["clearly_expressive_stills", "video_frames", "smiles_happiness", "crying_sadness",
+            "false_alarms_neutral_smiling"]
+    fresh = RUNS["fresh"]
+    assert len(rows) == len(keys)
+    for row, key in zip(rows, keys, strict=True):
+        t = fresh["targets"][key]
+        assert int(row[1]) == t["n"] and close(row[2], t["rate"], 3), (key, row)
+    media = [m for m in load_manifest()["media"] if m["split"] == "fresh"]
+    assert media and all(m.get("stage") == 3 for m in media)
+    section = " ".join(PAGE[PAGE.index("## Fresh faces"):PAGE.index("## Held-out runs")].split())
+    assert f"{len(media)} media of {len({m['group'] for m in media})} people or sources" in section
+    ns = fresh["neutral_spread"]
+    low = f"brows within +-0.3: {ns['within_0.3']['left_eyebrow']:.2f} left, " \
+          f"{ns['within_0.3']['right_eyebrow']:.2f} right, crest {ns['within_0.3']['brow_crest']:.2f}"
+    assert low in section
+    ff = fresh["face_finding"]
+    found = round(ff["recall"] * ff["group_faces"])
+    assert f"{found} of {ff['group_faces']} ({ff['recall']:.3f}" in section
 
 
 def test_neutral_strangers_table():
