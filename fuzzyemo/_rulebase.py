@@ -260,8 +260,7 @@ class RuleBase:
         (docs/exports.md): a reader of plain SPEC JSON then refuses it by its format instead
         of misreading a condition list."""
         o = self.options
-        hedged = any(isinstance(v, list) for e in self.emotions for r in e.rules
-                     for v in when_dict(r).values())
+        hedged = any(r.hedged for e in self.emotions for r in e.rules)
         return {
             "format": RULEBASE_FORMAT_HEDGES if hedged else RULEBASE_FORMAT,
             "rules_sha256": self.sha256,
