@@ -174,3 +174,19 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def head_tail_sha256(path: str | os.PathLike, span: int = 1 << 16) -> str:
+    """sha256 of a file's first and last ``span`` bytes (the whole file when it is shorter
+    than two spans): a fingerprint that costs two small reads, not a pass over the file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(0)
+        if size <= 2 * span:
+            h.update(f.read())
+        else:
+            h.update(f.read(span))
+            f.seek(size - span)
+            h.update(f.read(span))
+    return h.hexdigest()

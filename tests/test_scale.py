@@ -256,6 +256,17 @@ def test_rerun_skips_finished_parts_and_redoes_changed_ones(media, tmp_path):
     changed = annotate_to(ins, out, workers=1)
     assert len(changed.reused) == 2 and [Path(p).name for p in changed.written] == [
         n for n in stamp if n.startswith("astronaut")]
+    # Replaced by another file of exactly the same size and mtime: the probe notices.
+    grace = src / "grace.jpg"
+    st = grace.stat()
+    data = bytearray(grace.read_bytes())
+    data[-3] ^= 0xFF  # a byte inside the last 64 KiB (the JPEG's end marker stays)
+    grace.write_bytes(bytes(data))
+    os.utime(grace, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert grace.stat().st_size == st.st_size and grace.stat().st_mtime_ns == st.st_mtime_ns
+    replaced = annotate_to(ins, out, workers=1)
+    assert len(replaced.reused) == 2 and [Path(p).name for p in replaced.written] == [
+        n for n in stamp if n.startswith("grace")]
     # Other options change the rows: every part is redone (same names, replaced).
     other = annotate_to(ins, out, workers=1, min_confidence=0.5)
     assert len(other.written) == 3 and not other.reused

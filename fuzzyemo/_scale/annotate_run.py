@@ -360,7 +360,7 @@ def _run(units: list[Unit], job: AnnotateJob, out: Output, where: Where, report:
         record = None
         if out.dataset:
             record = part_record(u.key, list(zip([s.name for s in u.sources], u.sizes(),
-                                                 strict=True)), rkey)
+                                                 u.probes(), strict=True)), rkey)
             report.parts.append(None)
             meta = out.read_part_metadata(u.part_name) if u.part_name in present else None
             if resume and is_finished(meta, record):

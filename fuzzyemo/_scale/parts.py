@@ -5,9 +5,9 @@ folder that exists) is a dataset: one ``<stem>-<hash>.parquet`` per unit of work
 (:attr:`Unit.part_name`), all with the same columns, so pandas, ``pyarrow.dataset``,
 ``dask.dataframe`` and Hugging Face ``datasets`` read the folder in one call. Every part
 carries the run's provenance (rule hash, options, ...) and a ``part`` record: the unit's key,
-its sources with their sizes and sha256, and the ``resume_key`` (a hash of the rules and
-every option that changes rows). A rerun skips a unit whose part has the same resume key
-and the same sources at the same sizes.
+its sources with their sizes, head-and-tail probes and sha256, and the ``resume_key`` (a
+hash of the rules and every option that changes rows). A rerun skips a unit whose part has
+the same resume key and the same sources at the same sizes with the same probes.
 
 Paths may be fsspec URLs (``s3://bucket/run/``, ``gs://...``, ``file://...``); the matching
 fsspec backend (s3fs, gcsfs, ...) must be installed where the parts are written (on every
@@ -204,16 +204,19 @@ def resume_key(settings: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def part_record(key: str, sources: list[tuple[str, int]], resume: str) -> dict[str, Any]:
-    """The ``part`` entry of a part's metadata (``sha256`` of each source is added by the
-    worker that reads it)."""
+def part_record(key: str, sources: list[tuple[str, int, str]], resume: str) -> dict[str, Any]:
+    """The ``part`` entry of a part's metadata: per source its name, size and ``probe``
+    (:func:`fuzzyemo._files.head_tail_sha256`); the full ``sha256`` is added by the worker
+    that reads the source."""
     return {"key": key, "resume_key": resume,
-            "sources": [{"name": n, "bytes": b} for n, b in sources]}
+            "sources": [{"name": n, "bytes": b, "probe": p} for n, b, p in sources]}
 
 
 def is_finished(meta: Mapping[str, Any] | None, record: Mapping[str, Any]) -> bool:
-    """Whether a part's metadata says it holds this unit, done with these settings."""
+    """Whether a part's metadata says it holds this unit, done with these settings, from
+    sources of the same names, sizes and probes (a part without probes is redone)."""
     part = (meta or {}).get("part") or {}
-    have = [(s.get("name"), s.get("bytes")) for s in part.get("sources", [])]
-    want = [(s["name"], s["bytes"]) for s in record["sources"]]
+    fields = ("name", "bytes", "probe")
+    have = [tuple(s.get(f) for f in fields) for s in part.get("sources", [])]
+    want = [tuple(s[f] for f in fields) for s in record["sources"]]
     return part.get("resume_key") == record["resume_key"] and have == want

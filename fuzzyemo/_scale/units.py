@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._files import head_tail_sha256
 from .._video import Source
 
 MEDIA_RUNNER = "fuzzyemo._scale.annotate_run:run_media_unit"
@@ -66,6 +67,13 @@ class Unit:
     def sizes(self) -> list[int]:
         """The sources' sizes in bytes now (part of the resume check)."""
         return [os.path.getsize(s.path) for s in self.sources]
+
+    def probes(self) -> list[str]:
+        """A cheap fingerprint of each source now (part of the resume check): sha256 of its
+        first and last 64 KiB. A file replaced by another of the same size almost always
+        differs there (container headers, index, trailer), at 128 KiB read per source
+        instead of the whole video."""
+        return [head_tail_sha256(s.path) for s in self.sources]
 
 
 def media_units(sources: Sequence[Source], baseline: Any) -> list[Unit]:
