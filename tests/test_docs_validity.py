@@ -18,7 +18,8 @@ from fuzzyemo._vocab import COMPONENTS
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "docs" / "validity.md").read_text()
 RUNS = {name: json.loads((ROOT / "docs" / "validity" / f"{name}.json").read_text())
-        for name in ("dev", "heldout", "heldout-run1", "heldout-run2", "fresh")}
+        for name in ("dev", "heldout", "heldout-run1", "heldout-run2", "heldout-run3",
+                     "fresh", "fresh-run1")}
 
 
 def table(heading: str) -> list[list[str]]:
@@ -68,7 +69,8 @@ def test_targets_table():
 @pytest.mark.parametrize("heading, run, part", [
     ("Stills, dev (", "dev", "stills"), ("Stills, held-out (", "heldout", "stills"),
     ("Video frames, dev (", "dev", "video"), ("Video frames, held-out (", "heldout", "video"),
-    ("Stills, fresh (", "fresh", "stills"), ("Video frames, fresh (", "fresh", "video")])
+    ("Stills, fresh (", "fresh", "stills"), ("Video frames, fresh (", "fresh", "video"),
+    ("Video frames, fresh run 1 (", "fresh-run1", "video")])
 def test_confusion_tables(heading, run, part):
     res = RUNS[run][part]
     m = re.search(re.escape(heading) + r"([\d,]+) (?:faces|frames)[^,]*, agreement ([\d.]+)\)",
@@ -97,16 +99,22 @@ def test_fresh_targets_table_and_prose():
     rows = table("## Fresh faces")[1:]
     keys = ["clearly_expressive_stills", "video_frames", "smiles_happiness", "crying_sadness",
             "false_alarms_neutral_smiling"]
-    fresh = RUNS["fresh"]
+    fresh, run1 = RUNS["fresh"], RUNS["fresh-run1"]
     assert len(rows) == len(keys)
     for row, key in zip(rows, keys, strict=True):
-        t = fresh["targets"][key]
-        assert int(row[1]) == t["n"] and close(row[2], t["rate"], 3), (key, row)
+        t, t1 = fresh["targets"][key], run1["targets"][key]
+        assert int(row[1]) == t["n"] == t1["n"], (key, row)
+        assert close(row[2], t1["rate"], 3) and close(row[3], t["rate"], 3), (key, row)
+    # Run 1 is the same corpus with the rules before the one change the page describes.
+    assert run1["corpus_sha256"] == fresh["corpus_sha256"]
+    assert run1["rules_sha256"] != fresh["rules_sha256"]
+    assert run1["stills"] == fresh["stills"]
     media = [m for m in load_manifest()["media"] if m["split"] == "fresh"]
     assert media and all(m.get("stage") == 3 for m in media)
     section = " ".join(PAGE[PAGE.index("## Fresh faces"):PAGE.index("## Held-out runs")].split())
     assert f"{len(media)} media of {len({m['group'] for m in media})} people or sources" in section
-    ns = fresh["neutral_spread"]
+    ns = run1["neutral_spread"]
+    assert ns == fresh["neutral_spread"]
     low = f"brows within +-0.3: {ns['within_0.3']['left_eyebrow']:.2f} left, " \
           f"{ns['within_0.3']['right_eyebrow']:.2f} right, crest {ns['within_0.3']['brow_crest']:.2f}"
     assert low in section
@@ -160,7 +168,8 @@ def test_prose_figures():
 
 def test_held_out_runs_table():
     rows = table("## Held-out runs, in order")[1:]
-    for row, name in zip(rows, ("heldout-run1", "heldout-run2", "heldout"), strict=True):
+    for row, name in zip(rows, ("heldout-run1", "heldout-run2", "heldout-run3", "heldout"),
+                         strict=True):
         run = RUNS[name]
         assert f"`{name}.json`" in row[0]
         t = run["targets"]

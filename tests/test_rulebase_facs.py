@@ -159,6 +159,21 @@ def test_an_angry_shout_is_anger_not_surprise():
     assert str(ENGINE.evaluate(x[None]).labels[0]).startswith("anger")
 
 
+def test_talking_with_lowered_brows_is_not_anger_but_a_tense_shout_is():
+    """EMFACS anger needs AU5 or AU7 with AU4: lowered, knit brows and parted lips with
+    relaxed lids (a heavy-browed person talking; docs/validity.md, "Fresh faces") are not
+    anger at medium or high; the same with tensed lids (4+7+25) or a glare (4+5) is."""
+    x = np.zeros(12)
+    x[[C["left_eyebrow"], C["right_eyebrow"]]] = -0.65
+    x[C["brow_crest"]] = 0.65
+    x[C["mouth"]] = 0.35
+    label = str(ENGINE.evaluate(x[None]).labels[0])
+    assert label not in ("anger_medium", "anger_high"), label
+    for eyes in (-0.6, 0.5):  # tensed lids, glare
+        x[[C["left_eye"], C["right_eye"]]] = eyes
+        assert str(ENGINE.evaluate(x[None]).labels[0]) in ("anger_medium", "anger_high"), eyes
+
+
 def test_a_closed_smile_with_thin_lips_is_happiness():
     x = np.zeros(12)
     x[[C["left_mouth_corner"], C["right_mouth_corner"]]] = 0.6
