@@ -25,7 +25,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -489,6 +489,7 @@ class _Columns:
     def __init__(self, capacity: int = 256) -> None:
         self.n = 0
         self.cap = max(16, capacity)
+        self.deferred: list[tuple[int, Future, int]] = []
         self.arrays: dict[str, np.ndarray] = {
             "landmarks": np.empty((self.cap, N_LANDMARKS, 3), np.float32),
             "blendshapes": np.empty((self.cap, N_BLENDSHAPES), np.float32),
@@ -542,7 +543,14 @@ class _Columns:
         a["height"][s], a["width"][s] = frame.rgb.shape[:2]
         self.n += k
 
+    def defer_misfit(self, row: int, result: Future, j: int) -> None:
+        """Row ``row``'s misfit is element ``j`` of ``result`` (a check still running)."""
+        self.deferred.append((row, result, j))
+
     def finish(self) -> dict[str, np.ndarray]:
+        for row, result, j in self.deferred:  # the checks ran beside the landmarking
+            self.arrays["misfit"][row] = result.result()[j]
+        self.deferred = []
         out = {k: v[: self.n] for k, v in self.arrays.items()}
         out["track"] = out["source"].astype(np.int64) * _TRACK_STRIDE + out["face_id"]
         # One quality rule for every row (stills and video frames alike).
@@ -597,31 +605,42 @@ def _reorder(faces: Faces, ids: np.ndarray) -> tuple[Faces, np.ndarray]:
 
 class _VideoChecks:
     """The misfit check for video faces: run when a face's track starts and then every
-    ``VIDEO_CHECK_S`` seconds; in between, a face carries its track's last result."""
+    ``VIDEO_CHECK_S`` seconds; in between, a face carries its track's last result.
 
-    def __init__(self) -> None:
-        self.last: dict[int, tuple[float, float]] = {}  # face id -> (time, misfit)
+    A check re-landmarks a crop with a second MediaPipe task (about five frames' work), so it
+    runs on its own thread beside the landmarking of the next frames (MediaPipe releases the
+    GIL) and its result is filled in when the columns are finished: which frames get which
+    check's result depends on timestamps only, never on timing, so the output is the same.
+    """
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self.executor = executor
+        self.last: dict[int, tuple[float, Future, int]] = {}  # face id -> (time, check, j)
+        self.running: list[Future] = []
 
     def reset(self) -> None:
+        """A new source: wait for the checks still running (their task closes next); their
+        errors, if any, are raised where the results are read (``_Columns.finish``)."""
+        wait(self.running)
+        self.running = []
         self.last = {}
 
     def apply(self, lm: FaceLandmarker, frame: Frame, faces: Faces, ids: np.ndarray
-              ) -> Faces:
+              ) -> list[tuple[int, Future, int]]:
+        """Start the checks due on this frame; ``(face position, check, j)`` per face."""
         if len(faces) == 0:
             self.last = {}  # the track is lost: the next face starts a new one
-            return faces
+            return []
         t = frame.timestamp
         keys = [int(i) for i in ids]
-        misfit = np.array([self.last[k][1] if k in self.last else np.nan for k in keys])
-        due = np.array([k not in self.last or t - self.last[k][0] >= VIDEO_CHECK_S
-                        for k in keys])
-        if due.any():
-            misfit[due] = lm.check(frame.rgb, faces.landmarks[due])
-            for k, d in zip(np.asarray(keys)[due], misfit[due], strict=True):
-                self.last[int(k)] = (t, float(d))
+        due = [k not in self.last or t - self.last[k][0] >= VIDEO_CHECK_S for k in keys]
+        if any(due):
+            check = self.executor.submit(lm.check, frame.rgb, faces.landmarks[np.array(due)])
+            self.running = [c for c in self.running if not c.done()] + [check]
+            for j, k in enumerate(k for k, d in zip(keys, due, strict=True) if d):
+                self.last[k] = (t, check, j)
         self.last = {k: v for k, v in self.last.items() if k in set(keys)}
-        return Faces(faces.landmarks, faces.blendshapes, faces.confidence, faces.pose,
-                     faces.quality, misfit)
+        return [(pos, self.last[k][1], self.last[k][2]) for pos, k in enumerate(keys)]
 
 
 def _landmark_all(sources: list[Source], every: int, max_faces: int, progress: Any,
@@ -630,8 +649,8 @@ def _landmark_all(sources: list[Source], every: int, max_faces: int, progress: A
     total = sum(-(-max(s.n_frames, 1) // every) if s.kind == "video" else 1 for s in sources)
     cols = _Columns(capacity=min(total * max_faces + 16, 4096))  # grows by doubling
     tracker = _Tracker()
-    checks = _VideoChecks()
     with contextlib.ExitStack() as stack:
+        checks = _VideoChecks(stack.enter_context(ThreadPoolExecutor(1, "fuzzyemo-check")))
         bar = stack.enter_context(_progress(progress, total))
         frames = stack.enter_context(contextlib.closing(
             read_frames(sources, every=every, queue_size=queue_size)))
@@ -640,55 +659,58 @@ def _landmark_all(sources: list[Source], every: int, max_faces: int, progress: A
         video_lm: FaceLandmarker | None = None
         current = -1
         had_face = False
-        for serial, frame in enumerate(frames):
-            video = frame.source.kind == "video"
-            if frame.index != current:
-                current = frame.index
-                had_face = False
-                tracker.reset()
-                checks.reset()
-                if video_lm is not None:  # one VIDEO-mode task per video (timestamps restart)
-                    video_lm.close()
-                    video_lm = None
+        try:
+            for serial, frame in enumerate(frames):
+                video = frame.source.kind == "video"
+                if frame.index != current:
+                    current = frame.index
+                    had_face = False
+                    tracker.reset()
+                    checks.reset()
+                    if video_lm is not None:  # one VIDEO-mode task per video (timestamps restart)
+                        video_lm.close()
+                        video_lm = None
+                    if video:
+                        video_lm = FaceLandmarker("video", max_faces, model_path=model_path,
+                                                  verify=False)
+                        stack.callback(video_lm.close)
+                    elif image_lm is None:
+                        image_lm = FaceLandmarker("image", max_faces, model_path=model_path,
+                                                  detector=detector, verify=verify)
+                        stack.callback(image_lm.close)
                 if video:
-                    video_lm = FaceLandmarker("video", max_faces, model_path=model_path,
-                                              verify=False)
-                    stack.callback(video_lm.close)
-                elif image_lm is None:
-                    image_lm = FaceLandmarker("image", max_faces, model_path=model_path,
-                                              detector=detector, verify=verify)
-                    stack.callback(image_lm.close)
-            if video:
-                assert video_lm is not None
-                faces = video_lm._detect(frame.rgb, int(round(frame.timestamp * 1000)),
-                                         judge=False)
-                if len(faces) == 0 and had_face:
-                    # VIDEO mode tracks the previous face's region; after a cut to another
-                    # face it reports nothing for a frame before detecting again. A fresh
-                    # IMAGE-mode detection recovers that frame (costs one detection per lost
-                    # track, not per faceless frame).
-                    if recover_lm is None:
-                        recover_lm = FaceLandmarker("image", max_faces, model_path=model_path,
-                                                    detector="short-range", verify=False)
-                        stack.callback(recover_lm.close)
-                    faces = recover_lm._detect(frame.rgb, judge=False)
-                had_face = len(faces) > 0
-            else:
-                assert image_lm is not None
-                faces = image_lm._detect(frame.rgb, judge=False)
-            if max_faces > 1:
-                ids = tracker.assign(faces, video)
-                faces, ids = _reorder(faces, ids)
-            else:
-                ids = np.zeros(len(faces), np.int16)
-            if video and verify:
-                assert video_lm is not None
-                faces = checks.apply(video_lm, frame, faces, ids)
-            cols.add(frame, faces, ids, serial)
-            bar.step(frame.source)
-            if prep is not None and prep.done():
-                prep.result()  # raises the rule/calibration error now, not after the video
-                prep = None
+                    assert video_lm is not None
+                    faces = video_lm._detect(frame.rgb, int(round(frame.timestamp * 1000)),
+                                             judge=False)
+                    if len(faces) == 0 and had_face:
+                        # VIDEO mode tracks the previous face's region; after a cut to another
+                        # face it reports nothing for a frame before detecting again. A fresh
+                        # IMAGE-mode detection recovers that frame (costs one detection per lost
+                        # track, not per faceless frame).
+                        if recover_lm is None:
+                            recover_lm = FaceLandmarker("image", max_faces, model_path=model_path,
+                                                        detector="short-range", verify=False)
+                            stack.callback(recover_lm.close)
+                        faces = recover_lm._detect(frame.rgb, judge=False)
+                    had_face = len(faces) > 0
+                else:
+                    assert image_lm is not None
+                    faces = image_lm._detect(frame.rgb, judge=False)
+                if max_faces > 1:
+                    ids = tracker.assign(faces, video)
+                    faces, ids = _reorder(faces, ids)
+                else:
+                    ids = np.zeros(len(faces), np.int16)
+                pending = checks.apply(video_lm, frame, faces, ids) if video and verify else []
+                cols.add(frame, faces, ids, serial)
+                for pos, check, j in pending:
+                    cols.defer_misfit(cols.n - len(faces) + pos, check, j)
+                bar.step(frame.source)
+                if prep is not None and prep.done():
+                    prep.result()  # raises the rule/calibration error now, not after the video
+                    prep = None
+        finally:
+            checks.reset()  # every check done before the tasks close
     return cols.finish()
 
 
