@@ -259,7 +259,8 @@ def test_video_faces_are_checked_when_tracks_start_and_every_second(tmp_path, gr
     monkeypatch.setattr(FaceLandmarker, "check", spy)
     df = annotate(path, progress=False)
     # Track 1 starts at 0.0 s; track 2 starts at 0.4 s (after the blank frame) and is
-    # re-checked at 1.4 s: three checks for 19 face frames.
+    # re-checked at 1.5 s (at 1.4 s, 1.4 - 0.4 falls a hair short of 1.0 in floating point):
+    # three checks for 19 face frames.
     assert VIDEO_CHECK_S == 1.0 and len(calls) == 3
     faces = df[df["success"] == 1]
     assert len(faces) == 19 and faces["quality"].eq("").all()
@@ -267,3 +268,15 @@ def test_video_faces_are_checked_when_tracks_start_and_every_second(tmp_path, gr
     calls.clear()
     annotate(path, progress=False, verify=False)
     assert calls == []
+
+    # The checks run beside the landmarking; each result reaches exactly the frames that
+    # carry it, by timestamp: a misfit found by track 2's first check (0.4 s) marks its
+    # frames up to the re-check at 1.5 s, and no others.
+    def misfit_on_second(self, rgb, landmarks):
+        calls.append(len(landmarks))
+        return np.full(len(landmarks), 0.5 if len(calls) == 2 else 0.01)
+
+    monkeypatch.setattr(FaceLandmarker, "check", misfit_on_second)
+    df = annotate(path, progress=False)
+    flagged = df.loc[df["quality"].str.contains("misfit"), "frame"].tolist()
+    assert len(calls) == 3 and flagged == list(range(5, 16))  # frames are 1-based
