@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from docs_fixtures import first_table
 
 from fuzzyemo import RuleBase
 from fuzzyemo._errors import InputError, RuleBaseError
@@ -56,14 +57,7 @@ def section(title_start: str) -> str:
 
 def table(text: str) -> list[list[str]]:
     """The first markdown table in ``text``: header row first, separator dropped."""
-    rows = []
-    for line in text.splitlines():
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if not all(set(c) <= set("-: ") for c in cells):
-                rows.append(cells)
-        elif rows:
-            break
+    rows = first_table(text)
     assert rows, "no table found"
     return rows
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from docs_fixtures import markdown_tables
 from typer.testing import CliRunner
 
 import fuzzyemo
@@ -639,24 +640,9 @@ def test_section_2_edit_example(rules_copy):
 
 
 # ------------------------------------------------------------------ section 10 (facs)
-def tables(text: str) -> list[list[list[str]]]:
-    """Every Markdown table in ``text``, as rows of cells (separator rows dropped)."""
-    out: list[list[list[str]]] = []
-    current: list[list[str]] = []
-    for line in text.splitlines() + [""]:
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if not all(set(c) <= set("-: ") for c in cells):
-                current.append(cells)
-        elif current:
-            out.append(current)
-            current = []
-    return out
-
-
 def test_section_10_prototype_table_is_the_facs_profile():
     facs = RuleBase.default("facs")
-    rows = next(t for t in tables(section(10)) if t[0][0] == "rule")[1:]
+    rows = next(t for t in markdown_tables(section(10)) if t[0][0] == "rule")[1:]
     base: dict[str, list] = {}
     for rule in facs.rules:
         base.setdefault(rule.id.split("/")[0], []).append(rule)
@@ -676,7 +662,7 @@ def test_section_10_grading_block_and_table():
     for line in block.strip().splitlines():
         assert line.split("#")[0].rstrip() in engine_yaml, line
     engine = facs.compile(precision="double")
-    rows = next(t for t in tables(section(10)) if t[0][0] == "corners x")[1:]
+    rows = next(t for t in markdown_tables(section(10)) if t[0][0] == "corners x")[1:]
     assert [float(r[0]) for r in rows] == [0.3, 0.6, 1.0]
     corners = [COMPONENTS.index("left_mouth_corner"), COMPONENTS.index("right_mouth_corner")]
     for row in rows:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from docs_fixtures import first_table
 
 from fuzzyemo import Calibration, RuleBase
 from fuzzyemo._files import file_sha256
@@ -24,16 +25,7 @@ RUNS = {name: json.loads((ROOT / "docs" / "validity" / f"{name}.json").read_text
 
 def table(heading: str) -> list[list[str]]:
     """The first Markdown table after a line containing ``heading``."""
-    text = PAGE[PAGE.index(heading):]
-    rows = []
-    for line in text.splitlines()[1:]:
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if not all(set(c) <= set("-: ") for c in cells):
-                rows.append(cells)
-        elif rows:
-            break
-    return rows
+    return first_table(PAGE[PAGE.index(heading):])
 
 
 def close(stated: str, value: float, digits: int) -> bool:
