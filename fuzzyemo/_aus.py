@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import InputError, Problem, RuleBaseError, did_you_mean
+from ._errors import InputError, Problem, RuleBaseError
 from ._vocab import COMPONENTS
-from ._yaml import components_section, load_yaml, position
+from ._yaml import component_entries, components_section, known_keys, load_yaml, position
 
 FORMAT = "fuzzyemo-aus/1"
 # FACS action units (Ekman, Friesen & Hager 2002): the numbers a mapping may name.
@@ -147,18 +147,8 @@ def _load(path: str, mtime_ns: int, size: int) -> AuMapping:
     if comps is None:
         raise RuleBaseError(problems)
     readings: dict[str, AuReading] = {}
-    for name, spec in comps.items():
-        loc = ("components", name)
-        if name not in COMPONENTS:
-            add(loc, f"unknown component {name!r}", did_you_mean(str(name), COMPONENTS))
-            continue
-        if not isinstance(spec, Mapping):
-            add(loc, f"{name}: expected a mapping with plus, minus and full")
-            continue
-        for key in spec:
-            if key not in ("plus", "minus", "full"):
-                add((*loc, key), f"{name}: unknown key {key!r}",
-                    did_you_mean(str(key), ("plus", "minus", "full")))
+    for name, loc, spec in component_entries(comps, add, "plus, minus and full"):
+        known_keys(spec, loc, ("plus", "minus", "full"), name, add)
         sides: list[tuple[tuple[str, float], ...]] = []
         for side in ("plus", "minus"):
             terms = spec.get(side) or {}

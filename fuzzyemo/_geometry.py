@@ -35,7 +35,7 @@ from ._files import write_text_atomic
 from ._landmarks import LandmarkScheme
 from ._mediapipe import BLENDSHAPE_NAMES as _BLENDSHAPES
 from ._vocab import COMPONENTS
-from ._yaml import components_section, load_yaml, position
+from ._yaml import component_entries, components_section, known_keys, load_yaml, position
 
 # One raw feature per component, in SPEC order (names are what calibration.yaml refers to).
 RAW_FEATURES: tuple[str, ...] = (
@@ -392,20 +392,8 @@ def _load_calibration(path: str, mtime_ns: int, size: int) -> Calibration:
     if comps is None:
         raise RuleBaseError(problems)
     parsed: dict[str, ComponentCalibration] = {}
-    for name, spec in comps.items():
-        loc = ("components", name)
-        if name not in COMPONENTS:
-            add(loc, f"unknown component {name!r}", did_you_mean(str(name), COMPONENTS))
-            continue
-        if not isinstance(spec, Mapping):
-            add(loc, f"{name}: expected a mapping with feature, sign, plus, minus")
-            continue
-        ok = True
-        for key in spec:
-            if key not in _GEOMETRY_KEYS:
-                add((*loc, key), f"{name}: unknown key {key!r}",
-                    did_you_mean(str(key), _GEOMETRY_KEYS))
-                ok = False
+    for name, loc, spec in component_entries(comps, add, "feature, sign, plus, minus"):
+        ok = known_keys(spec, loc, _GEOMETRY_KEYS, name, add)
         feature = spec.get("feature")
         if feature not in RAW_FEATURES:
             add((*loc, "feature") if "feature" in spec else loc,
@@ -461,12 +449,7 @@ def _parse_blendshapes(spec: Any, loc: tuple, name: str, add: Any) -> Blendshape
     if not isinstance(spec, Mapping):
         add(loc, f"{name}.blendshapes: expected a mapping with plus, minus, full")
         return None
-    ok = True
-    for key in spec:
-        if key not in _BLEND_KEYS:
-            add((*loc, key), f"{name}.blendshapes: unknown key {key!r}",
-                did_you_mean(str(key), _BLEND_KEYS))
-            ok = False
+    ok = known_keys(spec, loc, _BLEND_KEYS, f"{name}.blendshapes", add)
     sides = []
     for side in ("plus", "minus"):
         terms = spec.get(side) or {}

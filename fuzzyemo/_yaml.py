@@ -8,13 +8,14 @@ YAML silently overwrites, are reported instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ._errors import Problem, RuleBaseError, did_you_mean
+from ._vocab import COMPONENTS
 
 Positions = dict[tuple, tuple[int, int]]
 
@@ -112,3 +113,30 @@ def components_section(data: Any, add: Callable[..., None], formats: tuple[str, 
             f"components must be a mapping of component name -> {shape}")
         return None
     return comps
+
+
+def component_entries(comps: Mapping, add: Callable[..., None], expected: str
+                      ) -> Iterator[tuple[str, tuple, Mapping]]:
+    """``(name, loc, spec)`` for each entry of a ``components`` mapping that names one of the
+    12 components and is a mapping; the others are reported through ``add`` (``expected``
+    says what the mapping should hold, e.g. "plus, minus and full")."""
+    for name, spec in comps.items():
+        loc = ("components", name)
+        if name not in COMPONENTS:
+            add(loc, f"unknown component {name!r}", did_you_mean(str(name), COMPONENTS))
+        elif not isinstance(spec, Mapping):
+            add(loc, f"{name}: expected a mapping with {expected}")
+        else:
+            yield name, loc, spec
+
+
+def known_keys(spec: Mapping, loc: tuple, allowed: tuple[str, ...], label: str,
+               add: Callable[..., None]) -> bool:
+    """Report each key of ``spec`` not in ``allowed`` as ``{label}: unknown key`` with a
+    did-you-mean; True when every key is known."""
+    ok = True
+    for key in spec:
+        if key not in allowed:
+            add((*loc, key), f"{label}: unknown key {key!r}", did_you_mean(str(key), allowed))
+            ok = False
+    return ok
