@@ -13,6 +13,19 @@ from __future__ import annotations
 import numpy as np
 
 
+def video_frames(cv2, path) -> list[np.ndarray]:
+    """Every frame of a video file, as OpenCV decodes it (BGR)."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    return frames
+
+
 def load_grace(cv2) -> np.ndarray:
     from matplotlib import cbook
 

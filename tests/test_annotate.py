@@ -454,17 +454,12 @@ def test_timeline_png(video_df, media, tmp_path):
 
 @mp_needed
 def test_overlay_mp4(video_df, tmp_path):
+    from face_fixtures import video_frames
+
     from fuzzyemo._plots import write_overlay
 
     out = write_overlay(video_df, tmp_path / "overlay.mp4")
-    cap = cv2.VideoCapture(str(out))
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
+    frames = video_frames(cv2, out)
     assert len(frames) == 7 and frames[0].shape == (512, 512, 3)
     # Landmarks are drawn on face frames (the picture changes) and not on the blank one.
     src = cv2.VideoCapture(str(video_df["source"].iloc[0]))

@@ -62,6 +62,21 @@ def fence_after(text: str, marker: str, lang: str = "") -> str:
     return body
 
 
+def printed_and_promised(code: str) -> tuple[list[str], list[str]]:
+    """Run a Python block of the page: the lines it prints, and the lines its comments say
+    it prints (a ``# line`` of its own, or the comment after a ``print(...)``)."""
+    expected = []
+    for line in code.splitlines():
+        if line.startswith("# "):
+            expected.append(line[2:])
+        elif line.startswith("print(") and "#" in line:
+            expected.append(line.split("#", 1)[1].strip())
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(code, "docs/rules.md", "exec"), {"__name__": "__docs__"})
+    return buf.getvalue().splitlines(), expected
+
+
 def flat(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
@@ -302,16 +317,7 @@ def test_step_5_explain_cli_and_python_block(walk, monkeypatch):
     assert "row 1: label sadness_medium" in result.output
 
     code = fence_after(s3, "**5. See why.**", "python")
-    expected = []
-    for line in code.splitlines():
-        if line.startswith("# "):
-            expected.append(line[2:])
-        elif line.startswith("print(") and "#" in line:
-            expected.append(line.split("#", 1)[1].strip())
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        exec(compile(code, "docs/rules.md", "exec"), {"__name__": "__docs__"})
-    got = buf.getvalue().splitlines()
+    got, expected = printed_and_promised(code)
     assert len(got) == len(expected), got
     for g, e in zip(got, expected, strict=True):
         if e.endswith(", ...]"):
@@ -605,16 +611,8 @@ def test_section_9_worked_example(tmp_path, monkeypatch):
             assert res.labels[i] == label
     # The Python block prints what its comments say.
     code = fence_after(s9, "The same from Python:", "python")
-    expected = []
-    for line in code.splitlines():
-        if line.startswith("# "):
-            expected.append(line[2:])
-        elif line.startswith("print(") and "#" in line:
-            expected.append(line.split("#", 1)[1].strip())
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        exec(compile(code, "docs/rules.md", "exec"), {"__name__": "__docs__"})
-    assert buf.getvalue().splitlines() == expected
+    got, expected = printed_and_promised(code)
+    assert got == expected
 
 
 # ------------------------------------------------------------------ section 2

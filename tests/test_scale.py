@@ -507,14 +507,9 @@ def test_dask_retries_the_source_of_a_killed_worker(media, cluster, tmp_path, mo
 def test_dask_ctrl_c_stops_running_tasks(media, cluster, tmp_path, monkeypatch):
     """Ctrl-C (here: KeyboardInterrupt at the first frame count) cancels the run; the task
     already running on a worker sees the cancel flag and stops: its part never appears."""
-    frames = []
-    cap = cv2.VideoCapture(str(media / "long.avi"))
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
+    from face_fixtures import video_frames
+
+    frames = video_frames(cv2, media / "long.avi")
     _video(tmp_path / "longer.avi", frames * 5)  # 300 frames: several seconds of work
     real = RunProgress.event
 
